@@ -1,0 +1,81 @@
+"""The backprop twin: the same MLP, initial weights, loss and learning rate as the PC network.
+
+The loss is the PC network's output energy at the feedforward state,
+``1/2 ||target - f_L(a_L)||^2`` per sample, reduced over the batch as the spec says, and the
+gradients come from ``torch.autograd``. This is both the baseline of every accuracy curve
+and the oracle the PC rules are tested against.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .pc import PCParams, check_batch, feedforward, init_params, load_named_tensors
+from .spec import BatchReduction, PCSpec
+
+__all__ = ["BackpropNetwork", "loss", "gradients"]
+
+
+def loss(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor) -> Tensor:
+    """Per-sample squared error ``1/2 ||target - prediction||^2`` (shape ``B``)."""
+    y = feedforward(params, spec, x0).values[-1]
+    return 0.5 * ((target - y) ** 2).sum(dim=1)
+
+
+def gradients(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor) -> PCParams:
+    """Autograd gradients of the batch-reduced loss w.r.t. the forward weights and biases
+    (``backward`` and ``psi`` slots are ``None``)."""
+    leaves = [w.detach().requires_grad_(True) for w in params.weights]
+    bleaves = [None if b is None else b.detach().requires_grad_(True) for b in params.biases]
+    p = PCParams(leaves, bleaves, [None] * len(leaves), [None] * (len(leaves) + 1))
+    per_sample = loss(p, spec, x0, target)
+    total = per_sample.mean() if spec.batch_reduction is BatchReduction.MEAN else per_sample.sum()
+    inputs = leaves + [b for b in bleaves if b is not None]
+    grads = torch.autograd.grad(total, inputs)
+    gw = list(grads[: len(leaves)])
+    it = iter(grads[len(leaves):])
+    gb = [None if b is None else next(it) for b in bleaves]
+    return PCParams(gw, gb, [None] * len(gw), [None] * (len(gw) + 1))
+
+
+class BackpropNetwork:
+    """SGD with autograd on the same architecture; ``train_batch`` returns the batch's summed
+    loss before the update (the analogue of the PC energy)."""
+
+    def __init__(self, spec: PCSpec, params: PCParams | None = None) -> None:
+        self.spec = spec
+        p = params if params is not None else init_params(spec)
+        self.params = PCParams([w.clone() for w in p.weights],
+                               [None if b is None else b.clone() for b in p.biases],
+                               [None] * spec.n_layers, [None] * (spec.n_layers + 1))
+
+    def train_batch(self, x0: Tensor, target: Tensor) -> float:
+        x0, target = check_batch(self.spec, x0, target)
+        assert target is not None
+        with torch.no_grad():
+            value = float(loss(self.params, self.spec, x0, target).sum())
+        grads = gradients(self.params, self.spec, x0, target)
+        eta, c = self.spec.learning_rate, self.spec.update_clamp
+        with torch.no_grad():
+            for theta, g in zip(self.params.weights + self.params.biases,
+                                grads.weights + grads.biases):
+                if theta is None or g is None:
+                    continue
+                if c is not None:
+                    g = g.clamp(-c, c)
+                theta.add_(g, alpha=-eta)
+        return value
+
+    def predict(self, x0: Tensor) -> Tensor:
+        x0, _ = check_batch(self.spec, x0)
+        with torch.no_grad():
+            return feedforward(self.params, self.spec, x0).values[-1]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"params": {k: v.clone() for k, v in self.params.tensors().items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        load_named_tensors(self.params, state["params"])

@@ -1,0 +1,448 @@
+"""Supervised predictive coding (thesis 3.5) with its biological relaxations, rate-based.
+
+Pure step functions first (:func:`feedforward`, :func:`energy`, :func:`inference_step`,
+:func:`relax`, :func:`weight_update`, :func:`apply_update`), then a thin stateful wrapper
+(:class:`PredictiveCodingNetwork`).
+
+Populations and what is local to each (batched: rows are samples):
+
+* value neurons ``x_l`` (``B x n_l``); ``x_0`` is clamped to the image, ``x_L`` to the
+  (smoothed) label during training, hidden layers relax;
+* error neurons ``eps_l = psi_l x_l - f_l(a_l)`` with ``a_l = x_{l-1} W_{l-1}^T (+ b)``,
+  for ``l = 1..L`` (``psi_l = I`` unless dense error connections are on; the label layer
+  keeps ``I``). Each error neuron sees its own summed input ``a_l``, so its gain
+  ``f'(a_l)`` is local;
+* synapse ``W_l[j, i]`` from value neuron ``x_{l,i}`` onto error neuron ``eps_{l+1,j}``:
+  Hebbian ``dW = e_{l+1} x_l^T`` with ``e = f'(a) * eps`` (post) and ``x`` (pre);
+* synapse ``B_l[i, j]`` from error neuron ``eps_{l+1,j}`` back onto ``x_{l,i}``
+  (``B_l = W_l^T`` under weight transport);
+* synapse ``psi_l[j, k]`` from ``x_{l,k}`` onto ``eps_{l,j}``: ``dpsi = -eps_l x_l^T``.
+
+Energy ``F = 1/2 sum_{l=1..L} ||eps_l||^2`` per sample; inference is
+``x_l <- x_l + gamma * (-eps_l + B_l e_{l+1})``, the negative gradient of ``F`` in
+standard PC. Every rule is checked against ``torch.autograd`` in ``tests/test_pc_rules.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .spec import (
+    BackwardPathway,
+    BatchReduction,
+    DerivativeUse,
+    ErrorConnections,
+    ErrorToValue,
+    HiddenInit,
+    PCSpec,
+    PsiInit,
+)
+
+__all__ = [
+    "Forward",
+    "PCParams",
+    "PCUpdate",
+    "PredictiveCodingNetwork",
+    "Relaxation",
+    "apply_update",
+    "check_batch",
+    "energy",
+    "errors",
+    "feedforward",
+    "inference_step",
+    "init_params",
+    "initial_values",
+    "load_named_tensors",
+    "predictions",
+    "relax",
+    "weight_update",
+]
+
+
+# ------------------------------------------------------------------------------ containers
+@dataclass
+class PCParams:
+    """Synaptic weights. Lists are indexed by layer; unused slots hold ``None``.
+
+    Attributes:
+        weights: ``W_l`` (``n_{l+1} x n_l``), ``l = 0..L-1``: forward prediction synapses.
+        biases: ``b_l`` (``n_{l+1}``) or ``None`` when the spec has no biases.
+        backward: ``B_l`` (``n_l x n_{l+1}``) for hidden ``l = 1..L-1``; ``None`` at
+            ``l = 0`` and everywhere under weight transport.
+        psi: ``psi_l`` (``n_l x n_l``) for hidden ``l = 1..L-1``; ``None`` elsewhere and
+            under one-to-one error connections. Index ``l`` runs over ``0..L``.
+    """
+
+    weights: list[Tensor]
+    biases: list[Tensor | None]
+    backward: list[Tensor | None]
+    psi: list[Tensor | None]
+
+    def clone(self) -> PCParams:
+        def c(ts: list[Tensor | None]) -> list[Tensor | None]:
+            return [None if t is None else t.clone() for t in ts]
+
+        return PCParams([w.clone() for w in self.weights], c(self.biases), c(self.backward),
+                        c(self.psi))
+
+    def tensors(self) -> dict[str, Tensor]:
+        """Every tensor under a stable name (``W0``, ``b0``, ``B1``, ``psi1``...)."""
+        out: dict[str, Tensor] = {}
+        for prefix, ts in (("W", self.weights), ("b", self.biases), ("B", self.backward),
+                           ("psi", self.psi)):
+            for i, t in enumerate(ts):
+                if t is not None:
+                    out[f"{prefix}{i}"] = t
+        return out
+
+    def all_finite(self) -> bool:
+        return all(bool(torch.isfinite(t).all()) for t in self.tensors().values())
+
+
+@dataclass
+class Forward:
+    """The feedforward pass: ``values[l]`` (``B x n_l``) and ``pre[l] = a_l`` for ``l >= 1``
+    (``pre[0]`` is ``None``). Under the fixed-prediction assumption these are frozen."""
+
+    values: list[Tensor]
+    pre: list[Tensor | None]
+
+
+@dataclass
+class Relaxation:
+    """Result of :func:`relax`: the relaxed values ``x`` (``L+1`` tensors), the forward
+    pass they started from, and the per-step total energy when it was recorded
+    (``inference_steps + 1`` floats: before the first step and after each)."""
+
+    x: list[Tensor]
+    forward: Forward
+    energies: list[float] | None = None
+
+
+@dataclass
+class PCUpdate:
+    """Batch-reduced descent directions (not yet scaled by the learning rate); same
+    layout as :class:`PCParams`."""
+
+    weights: list[Tensor]
+    biases: list[Tensor | None]
+    backward: list[Tensor | None]
+    psi: list[Tensor | None]
+
+
+# -------------------------------------------------------------------------------- builders
+def init_params(spec: PCSpec, generator: torch.Generator | None = None) -> PCParams:
+    """Draw initial weights from ``spec``.
+
+    Forward weights are drawn first, so every relaxation (and the backprop twin) built
+    from the same seed starts from identical ``W``. Backward weights (learned or random)
+    are ``N(0, std^2)``, ``psi`` as ``spec.psi_init`` says; biases start at zero.
+    """
+    g = generator if generator is not None else torch.Generator().manual_seed(spec.seed)
+    dtype, std, sizes, L = spec.torch_dtype, spec.init_std, spec.sizes, spec.n_layers
+
+    def normal(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype) * std
+
+    weights = [normal(sizes[l + 1], sizes[l]) for l in range(L)]
+    biases: list[Tensor | None] = [
+        torch.zeros(sizes[l + 1], dtype=dtype) if spec.use_bias else None for l in range(L)
+    ]
+    backward: list[Tensor | None] = [None] * L
+    if spec.relaxations.has_backward_weights:
+        for l in range(1, L):
+            backward[l] = normal(sizes[l], sizes[l + 1])
+    psi: list[Tensor | None] = [None] * (L + 1)
+    if spec.relaxations.has_psi:
+        for l in range(1, L):
+            n = sizes[l]
+            if spec.psi_init is PsiInit.IDENTITY:
+                psi[l] = torch.eye(n, dtype=dtype)
+            elif spec.psi_init is PsiInit.NORMAL:
+                psi[l] = normal(n, n)
+            else:
+                psi[l] = normal(n, n).abs()
+    return PCParams(weights, biases, backward, psi)
+
+
+# -------------------------------------------------------------------------- pure functions
+def feedforward(params: PCParams, spec: PCSpec, x0: Tensor) -> Forward:
+    """The feedforward sweep ``a_{l+1} = x_l W_l^T + b_l``, ``x_{l+1} = f_{l+1}(a_{l+1})``.
+
+    ``x0``: ``B x n_0``. At test time the prediction is ``values[-1]``, exactly an MLP.
+    """
+    values, pre = [x0], [None]
+    for l, w in enumerate(params.weights):
+        a = values[-1] @ w.T
+        b = params.biases[l]
+        if b is not None:
+            a = a + b
+        pre.append(a)
+        values.append(spec.activation_of(l + 1).f(a))
+    return Forward(values, pre)
+
+
+def predictions(
+    params: PCParams, spec: PCSpec, x: list[Tensor], forward: Forward
+) -> tuple[list[Tensor | None], list[Tensor | None]]:
+    """Summed inputs ``a_l`` and predictions ``mu_hat_l = f_l(a_l)`` arriving at each
+    error population (index 1..L; index 0 is ``None``).
+
+    Under the fixed-prediction assumption both are the frozen forward values. Otherwise
+    they are recomputed from the current values; layer 1's input ``x_0`` is clamped, so its
+    prediction is always the forward one and costs nothing.
+    """
+    if spec.fixed_predictions:
+        return forward.pre, [None, *forward.values[1:]]
+    pre: list[Tensor | None] = [None, forward.pre[1]]
+    mu_hat: list[Tensor | None] = [None, forward.values[1]]
+    for l in range(1, spec.n_layers):
+        a = x[l] @ params.weights[l].T
+        b = params.biases[l]
+        if b is not None:
+            a = a + b
+        pre.append(a)
+        mu_hat.append(spec.activation_of(l + 1).f(a))
+    return pre, mu_hat
+
+
+def errors(
+    params: PCParams, x: list[Tensor], mu_hat: list[Tensor | None]
+) -> list[Tensor | None]:
+    """Prediction errors ``eps_l = psi_l x_l - mu_hat_l`` (``psi_l = I`` when absent);
+    index 1..L, ``None`` at 0."""
+    eps: list[Tensor | None] = [None]
+    for l in range(1, len(x)):
+        psi = params.psi[l]
+        own = x[l] if psi is None else x[l] @ psi.T
+        eps.append(own - mu_hat[l])
+    return eps
+
+
+def energy(params: PCParams, spec: PCSpec, x: list[Tensor], forward: Forward) -> Tensor:
+    """Per-sample energy ``F = 1/2 sum_l ||eps_l||^2`` (shape ``B``).
+
+    Differentiable in ``x`` and the params (used by the autograd tests). Under the
+    fixed-prediction assumption the predictions are the frozen ones from ``forward``.
+    """
+    _, mu_hat = predictions(params, spec, x, forward)
+    eps = errors(params, x, mu_hat)
+    return 0.5 * sum((e * e).sum(dim=1) for e in eps[1:])
+
+
+def _gain_weighted(spec: PCSpec, layer: int, pre: Tensor, eps: Tensor, drop: bool) -> Tensor:
+    """``e_l = f'(a_l) * eps_l``, or ``eps_l`` alone when the derivative is dropped."""
+    if drop:
+        return eps
+    return spec.activation_of(layer).df(pre) * eps
+
+
+def inference_step(
+    params: PCParams, spec: PCSpec, x: list[Tensor], forward: Forward
+) -> list[Tensor]:
+    """One Euler step of the value-neuron dynamics; returns new values (clamped layers
+    ``0`` and ``L`` are passed through unchanged).
+
+    ``dx_l = -eps_l + B_l e_{l+1}`` for hidden ``l``, where ``B_l`` is ``W_l^T`` (transport),
+    a fixed random or a learned matrix; ``e_{l+1} = f'(a_{l+1}) eps_{l+1}`` unless the
+    derivative is dropped in inference; ``-eps_l`` becomes ``-psi_l^T eps_l`` under
+    ``ErrorToValue.PSI_TRANSPOSE``.
+    """
+    relax_ = spec.relaxations
+    pre, mu_hat = predictions(params, spec, x, forward)
+    eps = errors(params, x, mu_hat)
+    drop = relax_.derivative is not DerivativeUse.KEPT
+    new = [x[0]]
+    for l in range(1, spec.n_layers):
+        own = eps[l]
+        if relax_.error_to_value is ErrorToValue.PSI_TRANSPOSE:
+            own = own @ params.psi[l]
+        e_next = _gain_weighted(spec, l + 1, pre[l + 1], eps[l + 1], drop)
+        back = params.backward[l]
+        bottom_up = e_next @ params.weights[l] if back is None else e_next @ back.T
+        new.append(x[l] + spec.inference_rate * (bottom_up - own))
+    new.append(x[-1])
+    return new
+
+
+def initial_values(
+    spec: PCSpec, forward: Forward, target: Tensor, generator: torch.Generator | None = None
+) -> list[Tensor]:
+    """Values before relaxation: input and target clamped, hidden layers from the
+    feedforward pass (their errors are then exactly zero) or ``N(0, init_std^2)``."""
+    x = [forward.values[0]]
+    for l in range(1, spec.n_layers):
+        if spec.hidden_init is HiddenInit.FEEDFORWARD:
+            x.append(forward.values[l])
+        else:
+            v = forward.values[l]
+            noise = torch.randn(v.shape, generator=generator, dtype=torch.float64)
+            x.append(noise.to(v.dtype) * spec.init_std)
+    x.append(target)
+    return x
+
+
+def relax(
+    params: PCParams,
+    spec: PCSpec,
+    x0: Tensor,
+    target: Tensor,
+    *,
+    steps: int | None = None,
+    generator: torch.Generator | None = None,
+    record_energy: bool = False,
+) -> Relaxation:
+    """Clamp ``x0`` (``B x n_0``) and ``target`` (``B x n_L``), then run ``steps``
+    (default ``spec.inference_steps``) inference steps."""
+    forward = feedforward(params, spec, x0)
+    x = initial_values(spec, forward, target, generator)
+    n = spec.inference_steps if steps is None else steps
+    trace = [float(energy(params, spec, x, forward).sum())] if record_energy else None
+    for _ in range(n):
+        x = inference_step(params, spec, x, forward)
+        if trace is not None:
+            trace.append(float(energy(params, spec, x, forward).sum()))
+    return Relaxation(x, forward, trace)
+
+
+def weight_update(
+    params: PCParams, spec: PCSpec, x: list[Tensor], forward: Forward
+) -> PCUpdate:
+    """Hebbian descent directions at the relaxed values, reduced over the batch.
+
+    ``dW_l = e_{l+1}^T x_l`` (post gain-weighted error x pre value; ``x_l`` is the frozen
+    forward value under the fixed-prediction assumption), ``db_l = sum e_{l+1}``,
+    ``dB_l = dW_l^T`` (learned backward weights), ``dpsi_l = -eps_l^T x_l`` (learned psi).
+    In standard PC these are exactly ``-dF/dtheta``.
+    """
+    relax_ = spec.relaxations
+    pre, mu_hat = predictions(params, spec, x, forward)
+    eps = errors(params, x, mu_hat)
+    drop = relax_.derivative is DerivativeUse.DROPPED_EVERYWHERE
+    scale = 1.0 / x[0].shape[0] if spec.batch_reduction is BatchReduction.MEAN else 1.0
+    presyn = forward.values if spec.fixed_predictions else x
+    dW: list[Tensor] = []
+    db: list[Tensor | None] = []
+    dB: list[Tensor | None] = [None] * spec.n_layers
+    for l in range(spec.n_layers):
+        post = _gain_weighted(spec, l + 1, pre[l + 1], eps[l + 1], drop)
+        dW.append((post.T @ presyn[l]) * scale)
+        db.append(post.sum(0) * scale if params.biases[l] is not None else None)
+        if relax_.backward is BackwardPathway.LEARNED and l >= 1:
+            dB[l] = dW[l].T
+    dpsi: list[Tensor | None] = [None] * (spec.n_layers + 1)
+    if relax_.error_connections is ErrorConnections.LEARNED_PSI:
+        for l in range(1, spec.n_layers):
+            dpsi[l] = -(eps[l].T @ x[l]) * scale
+    return PCUpdate(dW, db, dB, dpsi)
+
+
+def apply_update(params: PCParams, spec: PCSpec, update: PCUpdate) -> None:
+    """In place: ``theta += eta * clamp(dtheta)`` for every plastic synapse, and the
+    Kolen-Pollack decay ``- eta * lambda * theta`` on ``W`` and learned ``B``."""
+    eta, c = spec.learning_rate, spec.update_clamp
+    decay = spec.relaxations.kp_decay
+
+    def step(theta: Tensor, d: Tensor, decays: bool) -> None:
+        if c is not None:
+            d = d.clamp(-c, c)
+        if decays and decay > 0:
+            theta.mul_(1.0 - eta * decay)
+        theta.add_(d, alpha=eta)
+
+    for l, d in enumerate(update.weights):
+        step(params.weights[l], d, True)
+    for group, ups, decays in ((params.biases, update.biases, False),
+                               (params.backward, update.backward, True),
+                               (params.psi, update.psi, False)):
+        for l, d in enumerate(ups):
+            if d is not None:
+                theta = group[l]
+                assert theta is not None
+                step(theta, d, decays)
+
+
+def load_named_tensors(params: PCParams, given: dict[str, Tensor]) -> None:
+    """Copy ``given`` (as from :meth:`PCParams.tensors`) into ``params`` in place; the names
+    and shapes must match exactly."""
+    own = params.tensors()
+    if set(own) != set(given):
+        raise ValueError(f"state has tensors {sorted(given)}, network has {sorted(own)}")
+    for k, v in given.items():
+        if v.shape != own[k].shape:
+            raise ValueError(f"{k}: shape {tuple(v.shape)} != {tuple(own[k].shape)}")
+        own[k].copy_(v)
+
+
+def check_batch(spec: PCSpec, x0: Tensor, target: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """Validate and convert a batch; raises ``ValueError`` naming what is wrong."""
+    x0 = _as_matrix(x0, spec.sizes[0], "input", spec.torch_dtype)
+    if target is not None:
+        target = _as_matrix(target, spec.sizes[-1], "target", spec.torch_dtype)
+        if target.shape[0] != x0.shape[0]:
+            raise ValueError(
+                f"input has {x0.shape[0]} samples but target has {target.shape[0]}"
+            )
+    return x0, target
+
+
+def _as_matrix(t: Any, width: int, what: str, dtype: torch.dtype) -> Tensor:
+    if not isinstance(t, Tensor):
+        t = torch.as_tensor(t)
+    if t.ndim != 2 or t.shape[1] != width:
+        raise ValueError(f"{what} must have shape (batch, {width}), got {tuple(t.shape)}")
+    if t.shape[0] == 0:
+        raise ValueError(f"{what} is an empty batch")
+    if not t.is_floating_point():
+        t = t.to(dtype)
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{what} contains NaN or inf")
+    return t.to(dtype)
+
+
+# --------------------------------------------------------------------------- the wrapper
+class PredictiveCodingNetwork:
+    """Stateful wrapper: params plus the generator for random hidden initialisation.
+
+    ``train_batch`` = relax, then one weight update; ``predict`` = the feedforward pass.
+    """
+
+    def __init__(self, spec: PCSpec, params: PCParams | None = None) -> None:
+        self.spec = spec
+        self.params = params if params is not None else init_params(spec)
+        self.generator = torch.Generator().manual_seed(spec.seed + 1)
+
+    def relax(self, x0: Tensor, target: Tensor, *, record_energy: bool = False) -> Relaxation:
+        x0, target = check_batch(self.spec, x0, target)
+        assert target is not None
+        with torch.no_grad():
+            return relax(self.params, self.spec, x0, target, generator=self.generator,
+                         record_energy=record_energy)
+
+    def train_batch(self, x0: Tensor, target: Tensor) -> float:
+        """Relax on one batch, update the weights; returns the batch's summed energy at
+        the end of relaxation (before the update)."""
+        r = self.relax(x0, target)
+        with torch.no_grad():
+            e = float(energy(self.params, self.spec, r.x, r.forward).sum())
+            apply_update(self.params, self.spec,
+                         weight_update(self.params, self.spec, r.x, r.forward))
+        return e
+
+    def predict(self, x0: Tensor) -> Tensor:
+        """Output-layer prediction of the feedforward pass (``B x n_L``)."""
+        x0, _ = check_batch(self.spec, x0)
+        with torch.no_grad():
+            return feedforward(self.params, self.spec, x0).values[-1]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"params": {k: v.clone() for k, v in self.params.tensors().items()},
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        load_named_tensors(self.params, state["params"])
+        self.generator.set_state(state["generator"])

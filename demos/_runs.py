@@ -1,0 +1,180 @@
+"""Resumable training runs: checkpoints, curves.csv and summary.json on disk.
+
+Each run (dataset, activation, variant, seed) checkpoints after every epoch into
+``<out>/checkpoints/<run>.pt`` (written atomically). Rerunning the same command resumes
+each run from its last finished epoch; data order depends only on (seed, epoch), so the
+resumed curve equals the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from algorithms.data import Dataset
+from algorithms.spec import PCSpec
+from algorithms.training import Diverged, EpochRecord, fit
+from algorithms.variants import Variant, build_model, variant_spec
+
+CSV_COLUMNS = ("dataset", "activation", "variant", "seed", "epoch", "train_accuracy",
+               "test_accuracy", "energy", "wall_seconds")
+
+
+class ConfigMismatch(RuntimeError):
+    """A checkpoint in the output folder was made with a different configuration."""
+
+
+@dataclass
+class RunResult:
+    """One (variant, seed) run: its epoch records and how it ended."""
+
+    dataset: str
+    activation: str
+    variant: Variant
+    seed: int
+    records: list[EpochRecord] = field(default_factory=list)
+    status: str = "running"  # running | finished | diverged
+    message: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}_{self.activation}_{self.variant.value}_seed{self.seed}"
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [{"dataset": self.dataset, "activation": self.activation,
+                 "variant": self.variant.value, "seed": self.seed, **r.as_dict()}
+                for r in self.records]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def write_curves(path: Path, results: Iterable[RunResult]) -> None:
+    lines = [",".join(CSV_COLUMNS)]
+    for res in results:
+        for row in res.rows():
+            lines.append(",".join(_fmt(row[c]) for c in CSV_COLUMNS))
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def read_curves(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def run_config(spec: PCSpec, dataset: Dataset, split: str) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed (epochs may grow)."""
+    return {"spec": spec.to_dict(), "dataset": dataset.name, "split": split,
+            "n_train": len(dataset.train_y)}
+
+
+def train_run(
+    res: RunResult,
+    base: PCSpec,
+    data: Dataset,
+    epochs: int,
+    out: Path,
+    *,
+    split: str,
+    progress: bool,
+    on_epoch_end: Any = None,
+    divergence_energy: float = 1e6,
+) -> RunResult:
+    """Train one run to ``epochs``, resuming from its checkpoint; never raises on divergence
+    (the run is marked ``diverged`` with the message)."""
+    spec = variant_spec(res.variant, base.replace(seed=res.seed))
+    model = build_model(res.variant, base.replace(seed=res.seed))
+    config = run_config(spec, data, split)
+    ckpt = out / "checkpoints" / f"{res.key}.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=False)
+        if state["config"] != config:
+            raise ConfigMismatch(
+                f"{ckpt} was made with a different configuration; use another --out, or "
+                "--fresh to discard the old checkpoints"
+            )
+        model.load_state_dict(state["model"])
+        res.records = [EpochRecord(**r) for r in state["records"]]
+        res.status, res.message = state["status"], state["message"]
+        if res.status == "diverged" or len(res.records) >= epochs:
+            if res.status != "diverged":
+                res.status = "finished"
+            return res
+
+    def save(status: str, message: str = "") -> None:
+        buf = io.BytesIO()
+        torch.save({"config": config, "model": model.state_dict(),
+                    "records": [r.as_dict() for r in res.records],
+                    "status": status, "message": message}, buf)
+        atomic_write_bytes(ckpt, buf.getvalue())
+
+    def epoch_done(record: EpochRecord) -> None:
+        res.records.append(record)
+        save("running")
+        if on_epoch_end is not None:
+            on_epoch_end(res)
+
+    res.status = "running"
+    try:
+        fit(model, data, epochs, start_epoch=len(res.records), on_epoch_end=epoch_done,
+            progress=progress, desc=f"{res.variant.value} seed {res.seed}",
+            divergence_energy=divergence_energy)
+        res.status = "finished"
+    except Diverged as exc:
+        # The finished epochs' records stay; the run is never trained again.
+        res.status, res.message = "diverged", str(exc)
+        save(res.status, res.message)
+    return res
+
+
+def summarise(results: list[RunResult], meta: dict[str, Any]) -> dict[str, Any]:
+    """summary.json content: per variant, final and best test accuracy over seeds."""
+    by_variant: dict[str, Any] = {}
+    for variant in dict.fromkeys(r.variant for r in results):
+        runs = [r for r in results if r.variant is variant]
+        finals = [r.records[-1].test_accuracy for r in runs if r.records]
+        bests = [max(x.test_accuracy for x in r.records) for r in runs if r.records]
+        walls = [x.wall_seconds for r in runs for x in r.records]
+        t = torch.tensor(finals, dtype=torch.float64) if finals else None
+        by_variant[variant.value] = {
+            "label": variant.label,
+            "final_test_accuracy_mean": float(t.mean()) if t is not None else None,
+            "final_test_accuracy_std": float(t.std(unbiased=False)) if t is not None else None,
+            "best_test_accuracy_mean": sum(bests) / len(bests) if bests else None,
+            "final_train_accuracy_mean": (
+                sum(r.records[-1].train_accuracy for r in runs if r.records)
+                / max(1, sum(1 for r in runs if r.records))) if finals else None,
+            "mean_epoch_seconds": sum(walls) / len(walls) if walls else None,
+            "epochs_completed": [len(r.records) for r in runs],
+            "runs": [{"seed": r.seed, "status": r.status, "message": r.message,
+                      "epochs": len(r.records)} for r in runs],
+        }
+    return {**meta, "variants": by_variant}
+
+
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,209 @@
+"""The main job: backprop vs predictive coding and its biological relaxations (thesis 3.5).
+
+    python -m demos.relaxations                                   # digits, relu, all variants
+    python -m demos.relaxations --dataset mnist --activation tanh --epochs 10 --out results/x
+
+Writes ``curves.csv``, ``summary.json`` and ``curves.png`` into ``--out`` and prints a final
+table. Interrupt it at any time: rerunning the same command resumes every run from its last
+finished epoch (checkpoints in ``<out>/checkpoints/``) and gives the same curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from algorithms.activations import Activation
+from algorithms.data import DatasetNotFoundError, DataError, dataset_names, load_dataset
+from algorithms.spec import PCSpec, SpecError
+from algorithms.variants import Variant
+
+from ._runs import (ConfigMismatch, RunResult, summarise, train_run, write_curves,
+                    write_summary)
+
+DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion-mnist": 10}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m demos.relaxations",
+        description="Compare backprop, standard predictive coding and its biological "
+                    "relaxations on one dataset and activation.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--dataset", default="digits", choices=dataset_names(),
+                   help="digits is embedded; mnist/fashion-mnist are read from --data-dir")
+    p.add_argument("--activation", default="relu",
+                   choices=[a.value for a in Activation if a is not Activation.LINEAR],
+                   help="hidden-layer nonlinearity (the output layer is linear)")
+    p.add_argument("--variants", nargs="+", default=["all"],
+                   choices=["all", *[v.value for v in Variant]], metavar="VARIANT",
+                   help="any of: all, " + ", ".join(v.value for v in Variant))
+    p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: 30 on digits, 10 on mnist/fashion-mnist)")
+    p.add_argument("--inference-steps", type=int, default=100,
+                   help="relaxation iterations per minibatch")
+    p.add_argument("--inference-rate", type=float, default=0.1, help="Euler step gamma")
+    p.add_argument("--learning-rate", type=float, default=1e-3,
+                   help="weight learning rate (on batch-summed updates)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--hidden", type=int, nargs="+", default=[300, 100],
+                   help="hidden layer widths")
+    p.add_argument("--update-clamp", type=float, default=None,
+                   help="clamp each update elementwise to +-C (reference code: 50)")
+    p.add_argument("--fixed-predictions", action="store_true",
+                   help="fixed-prediction assumption (freeze predictions at the forward pass)")
+    p.add_argument("--split", default="thesis", choices=["thesis", "full"],
+                   help="thesis: train on the first 50,000 training images; full: all 60,000")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--out", default="results/relaxations", type=Path,
+                   help="output folder for curves.csv, summary.json, curves.png, checkpoints")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding <dataset>/ IDX files (default $PREDICTIVE_CIRCUITS_DATA)")
+    p.add_argument("--no-download", action="store_true",
+                   help="never try to download missing data files")
+    p.add_argument("--fresh", action="store_true",
+                   help="discard existing checkpoints in --out instead of resuming")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-plot", action="store_true", help="skip curves.png")
+    return p
+
+
+def selected_variants(names: list[str]) -> list[Variant]:
+    if "all" in names:
+        return list(Variant)
+    return [Variant(n) for n in dict.fromkeys(names)]
+
+
+def load_data(args: argparse.Namespace):
+    try:
+        return load_dataset(args.dataset, args.data_dir, split=args.split)
+    except DatasetNotFoundError:
+        if args.dataset == "digits" or args.no_download:
+            raise
+        from .download import default_data_dir, download
+
+        folder = default_data_dir(args.data_dir)
+        print(f"{args.dataset} not found; downloading into {folder}")
+        download(args.dataset, folder)
+        return load_dataset(args.dataset, folder, split=args.split)
+
+
+def print_table(results: list[RunResult], file: Any = sys.stdout) -> None:
+    summary = summarise(results, {})["variants"]
+    head = f"{'variant':<28}{'test acc (final)':>18}{'best':>8}{'train':>8}{'s/epoch':>9}  status"
+    print(head, file=file)
+    print("-" * len(head), file=file)
+    for name, s in summary.items():
+        statuses = sorted({r["status"] for r in s["runs"]})
+        if s["final_test_accuracy_mean"] is None:
+            print(f"{s['label']:<28}{'-':>18}{'-':>8}{'-':>8}{'-':>9}  {','.join(statuses)}",
+                  file=file)
+            continue
+        acc = f"{100 * s['final_test_accuracy_mean']:.2f} ± {100 * s['final_test_accuracy_std']:.2f}"
+        print(f"{s['label']:<28}{acc:>18}{100 * s['best_test_accuracy_mean']:>8.2f}"
+              f"{100 * s['final_train_accuracy_mean']:>8.2f}{s['mean_epoch_seconds']:>9.2f}  "
+              f"{','.join(statuses)}", file=file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.seeds < 1:
+        print("error: --seeds must be >= 1", file=sys.stderr)
+        return 2
+    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.dataset]
+    if epochs < 1:
+        print("error: --epochs must be >= 1", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    try:
+        data = load_data(args)
+    except (DatasetNotFoundError, DataError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    n_classes = data.n_classes
+    try:
+        base = PCSpec(
+            sizes=(data.n_features, *args.hidden, n_classes),
+            activation=Activation(args.activation),
+            inference_rate=args.inference_rate,
+            inference_steps=args.inference_steps,
+            learning_rate=args.learning_rate,
+            batch_size=args.batch_size,
+            update_clamp=args.update_clamp,
+            fixed_predictions=args.fixed_predictions,
+            dtype=args.dtype,
+        )
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out: Path = args.out
+    if args.fresh and (out / "checkpoints").exists():
+        for f in (out / "checkpoints").glob("*.pt"):
+            f.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    variants = selected_variants(args.variants)
+    results = [RunResult(data.name, args.activation, v, seed)
+               for v in variants for seed in range(args.seeds)]
+    meta = {
+        "command": "python -m demos.relaxations " + shlex.join(argv if argv is not None
+                                                                else sys.argv[1:]),
+        "dataset": data.describe(),
+        "split": args.split if data.name != "digits" else "fixed 80/20 (seed 0)",
+        "epochs": epochs,
+        "spec": base.to_dict(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": f"{platform.machine()} {platform.python_version()} torch {torch.__version__}",
+    }
+    print(f"{data.describe()}; sizes {base.sizes}; {args.activation}; {epochs} epochs; "
+          f"{len(variants)} variants x {args.seeds} seed(s) -> {out}")
+
+    def flush(_: RunResult | None = None) -> None:
+        write_curves(out / "curves.csv", results)
+        write_summary(out / "summary.json",
+                      summarise(results, {**meta, "updated": _dt.datetime.now(
+                          _dt.timezone.utc).isoformat(timespec="seconds")}))
+
+    t0 = time.perf_counter()
+    try:
+        for res in results:
+            train_run(res, base, data, epochs, out, split=args.split,
+                      progress=not args.no_progress, on_epoch_end=flush)
+            last = res.records[-1] if res.records else None
+            tail = (f"test {100 * last.test_accuracy:.2f}%" if last else "no epoch finished")
+            print(f"  {res.variant.label:<28} seed {res.seed}: {res.status:<9} {tail}"
+                  + (f"  ({res.message})" if res.status == "diverged" else ""), flush=True)
+            flush()
+    except ConfigMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        flush()
+        print("\ninterrupted: finished epochs are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    flush()
+    if not args.no_plot:
+        from ._plots import plot_curves
+
+        plot_curves(results, out / "curves.png",
+                    title=f"{data.name}, {args.activation}, {'-'.join(map(str, base.sizes))}")
+    print(f"\ndone in {time.perf_counter() - t0:.0f} s; wrote {out}/curves.csv, summary.json"
+          + ("" if args.no_plot else ", curves.png"))
+    print_table(results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
