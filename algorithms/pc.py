@@ -273,8 +273,11 @@ def initial_values(
     spec: PCSpec, forward: Forward, target: Tensor, generator: torch.Generator | None = None
 ) -> list[Tensor]:
     """Values before relaxation: input and target clamped, hidden layers from the
-    feedforward pass (their errors are then exactly zero) or ``N(0, init_std^2)``."""
+    feedforward pass (their errors are then exactly zero) or ``N(0, init_std^2)`` drawn from
+    ``generator`` (default: a fresh one seeded from ``spec.seed``)."""
     x = [forward.values[0]]
+    if spec.hidden_init is HiddenInit.RANDOM and generator is None:
+        generator = torch.Generator().manual_seed(spec.seed + 1)  # never the global RNG
     for l in range(1, spec.n_layers):
         if spec.hidden_init is HiddenInit.FEEDFORWARD:
             x.append(forward.values[l])

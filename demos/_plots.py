@@ -58,6 +58,10 @@ def plot_curves(results: list[RunResult], path: Path, title: str = "") -> None:
             at = len(r.records)
             y = 100 * r.records[-1].test_accuracy if r.records else 10.0
             ax_acc.plot([at + 0.5 if at else 1], [y], marker="x", color=color, ms=10, mew=2)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_acc, ax_e):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_acc.set_xlabel("epoch")
     ax_acc.set_ylabel("test accuracy (%)")
     ax_acc.set_title(f"test accuracy{' - ' + title if title else ''}")

@@ -120,9 +120,10 @@ def train_run(
         model.load_state_dict(state["model"])
         res.records = [EpochRecord(**r) for r in state["records"]]
         res.status, res.message = state["status"], state["message"]
-        if res.status == "diverged" or len(res.records) >= epochs:
-            if res.status != "diverged":
-                res.status = "finished"
+        if res.status == "diverged":
+            return res
+        if len(res.records) >= epochs:  # report the first `epochs`; the checkpoint keeps all
+            res.records, res.status = res.records[:epochs], "finished"
             return res
 
     def save(status: str, message: str = "") -> None:

@@ -117,3 +117,14 @@ def test_main_job_reports_bad_options(tmp_path, capsys, monkeypatch):
     assert main(["--dataset", "mnist", "--no-download", "--data-dir", str(tmp_path),
                  "--out", str(tmp_path)]) == 1
     assert "missing" in capsys.readouterr().err
+
+
+def test_fewer_epochs_than_checkpointed_reports_a_prefix(tmp_path, digits):
+    full = train_run(RunResult("digits", "relu", Variant.BACKPROP, 0), SMALL, digits, 3,
+                     tmp_path, split="thesis", progress=False)
+    short = train_run(RunResult("digits", "relu", Variant.BACKPROP, 0), SMALL, digits, 2,
+                      tmp_path, split="thesis", progress=False)
+    assert _curve(short) == _curve(full)[:2] and short.status == "finished"
+    again = train_run(RunResult("digits", "relu", Variant.BACKPROP, 0), SMALL, digits, 3,
+                      tmp_path, split="thesis", progress=False)
+    assert _curve(again) == _curve(full)

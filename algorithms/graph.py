@@ -1,0 +1,267 @@
+"""Predictive coding and activation relaxation on arbitrary computation graphs (thesis 6.2, 6.4).
+
+A :class:`Graph` is a DAG of vertices ``v_j = f_j(theta_j, parents...)`` whose edge functions
+are ordinary torch functions (several parents, shared parameters). Both algorithms run
+under the fixed-prediction assumption (ch6 spec section 3.3): predictions and Jacobians are
+frozen at the forward pass, every edge's ``J^T eps`` is a vector-Jacobian product
+(``torch.func.vjp``) linearised once per batch, and relaxation is the linear system
+
+    PC:  eps_i <- eps_i + rate * (-eps_i + sum_{j in children(i)} J_{j<-i}^T eps_j),
+         eps_out = -dL/dv_out (clamped)
+    AR:  x_i   <- x_i   + rate * (-x_i   + sum_{j in children(i)} J_{j<-i}^T x_j),
+         x_out = +dL/dv_out (clamped)
+
+PC errors converge to ``-dL/dv``, AR activities to ``+dL/dv``; the parameter descent
+directions ``+(df/dtheta)^T eps`` (PC) and ``-(df/dtheta)^T x`` (AR) converge to
+``-dL/dtheta``. With zero initial values, PC errors equal minus AR activities at every
+iteration. Schedules: Jacobi (all vertices in parallel, as in continuous time) or reverse
+Gauss-Seidel (one sweep from the output down per iteration).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+
+import torch
+from torch import Tensor
+from torch.func import vjp
+
+__all__ = [
+    "Algorithm",
+    "Graph",
+    "GraphRelaxation",
+    "Loss",
+    "Schedule",
+    "Vertex",
+    "autograd_gradients",
+    "loss_gradient",
+    "loss_value",
+    "relax_graph",
+]
+
+EdgeFn = Callable[..., Tensor]
+
+
+class Loss(Enum):
+    """Output loss. ``MSE_SUM``: ``sum (y - T)^2`` (ch6 default); ``MSE_HALF``:
+    ``1/2 sum (y - T)^2`` (the PC energy of chapter 3); ``CROSS_ENTROPY``: softmax
+    cross-entropy on logits, summed over the batch (``T`` holds class probabilities)."""
+
+    MSE_SUM = "mse_sum"
+    MSE_HALF = "mse_half"
+    CROSS_ENTROPY = "cross_entropy"
+
+
+class Schedule(Enum):
+    JACOBI = "jacobi"
+    REVERSE_GAUSS_SEIDEL = "reverse_gauss_seidel"
+
+
+class Algorithm(Enum):
+    PC = "pc"
+    AR = "ar"
+
+
+@dataclass(frozen=True)
+class Vertex:
+    """``name = fn(params, *parents)`` where ``params`` maps the names in ``params`` to
+    tensors. The function must be pure torch (it is linearised with ``torch.func.vjp``)."""
+
+    name: str
+    parents: tuple[str, ...]
+    fn: EdgeFn
+    params: tuple[str, ...] = ()
+
+
+class Graph:
+    """A computation graph: clamped ``inputs``, ``vertices`` in topological order (the last
+    one is the output) and shared ``params`` (a name may be used by several vertices)."""
+
+    def __init__(self, inputs: tuple[str, ...], vertices: tuple[Vertex, ...],
+                 params: Mapping[str, Tensor]) -> None:
+        seen = set(inputs)
+        if len(seen) != len(inputs):
+            raise ValueError(f"duplicate input names in {inputs}")
+        if not vertices:
+            raise ValueError("a graph needs at least one vertex")
+        for v in vertices:
+            if v.name in seen:
+                raise ValueError(f"vertex name {v.name!r} is used twice")
+            missing = [p for p in v.parents if p not in seen]
+            if missing:
+                raise ValueError(f"vertex {v.name!r}: parents {missing} are not defined before it "
+                                 "(vertices must be in topological order)")
+            unknown = [p for p in v.params if p not in params]
+            if unknown:
+                raise ValueError(f"vertex {v.name!r}: unknown parameters {unknown}")
+            seen.add(v.name)
+        self.inputs = tuple(inputs)
+        self.vertices = tuple(vertices)
+        self.params = dict(params)
+
+    @property
+    def output(self) -> str:
+        return self.vertices[-1].name
+
+    def forward(self, inputs: Mapping[str, Tensor],
+                params: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """All vertex values of the forward pass (inputs included)."""
+        params = self.params if params is None else params
+        missing = [n for n in self.inputs if n not in inputs]
+        if missing:
+            raise ValueError(f"missing inputs {missing}")
+        values = {n: inputs[n] for n in self.inputs}
+        for v in self.vertices:
+            values[v.name] = v.fn({k: params[k] for k in v.params},
+                                  *(values[p] for p in v.parents))
+        return values
+
+
+def loss_value(loss: Loss, y: Tensor, target: Tensor) -> Tensor:
+    """Scalar loss, summed over the batch."""
+    if loss is Loss.MSE_SUM:
+        return ((y - target) ** 2).sum()
+    if loss is Loss.MSE_HALF:
+        return 0.5 * ((y - target) ** 2).sum()
+    return -(target * torch.log_softmax(y, dim=-1)).sum()
+
+
+def loss_gradient(loss: Loss, y: Tensor, target: Tensor) -> Tensor:
+    """``dL/dy`` in closed form (``2(y-T)``, ``y-T``, ``softmax(y) - T``)."""
+    if loss is Loss.MSE_SUM:
+        return 2.0 * (y - target)
+    if loss is Loss.MSE_HALF:
+        return y - target
+    return torch.softmax(y, dim=-1) - target
+
+
+def autograd_gradients(graph: Graph, inputs: Mapping[str, Tensor], target: Tensor,
+                       loss: Loss) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The oracle: ``dL/dtheta`` and ``dL/dinput`` by reverse-mode autograd."""
+    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in graph.params.items()}
+    ins = {k: v.detach().clone().requires_grad_(True) for k, v in inputs.items()}
+    values = graph.forward(ins, leaves)
+    total = loss_value(loss, values[graph.output], target)
+    names = list(leaves) + list(ins)
+    grads = torch.autograd.grad(total, [*leaves.values(), *ins.values()], allow_unused=True)
+    out = {n: (torch.zeros_like(t) if g is None else g)
+           for n, g, t in zip(names, grads, [*leaves.values(), *ins.values()])}
+    return {k: out[k] for k in leaves}, {k: out[k] for k in ins}
+
+
+@dataclass
+class GraphRelaxation:
+    """Result of :func:`relax_graph`.
+
+    Attributes:
+        values: forward-pass values of every vertex (frozen during relaxation).
+        state: final PC errors (``-dL/dv`` at convergence) or AR activities (``+dL/dv``) of
+            every non-input vertex.
+        updates: parameter descent directions (``-dL/dtheta`` at convergence), before any
+            learning rate.
+        input_messages: ``sum_j J^T state_j`` arriving at each clamped input; PC gives
+            ``-dL/dinput``, AR ``+dL/dinput`` at convergence.
+        history: per-iteration copies of ``state`` when requested.
+    """
+
+    values: dict[str, Tensor]
+    state: dict[str, Tensor]
+    updates: dict[str, Tensor]
+    input_messages: dict[str, Tensor]
+    history: list[dict[str, Tensor]] | None = None
+
+
+def relax_graph(
+    graph: Graph,
+    inputs: Mapping[str, Tensor],
+    target: Tensor,
+    *,
+    algorithm: Algorithm = Algorithm.PC,
+    loss: Loss = Loss.MSE_SUM,
+    rate: float = 0.1,
+    steps: int = 100,
+    schedule: Schedule = Schedule.JACOBI,
+    init_from_forward: bool = False,
+    update_clamp: float | None = None,
+    record: bool = False,
+) -> GraphRelaxation:
+    """Relax the graph's error units (PC) or activities (AR) for one batch.
+
+    Args:
+        inputs: tensors for ``graph.inputs`` (clamped). target: loss target for the output.
+        rate: Euler step (``0 < rate < 2`` converges under the fixed-prediction assumption).
+        init_from_forward: AR only: start activities at the forward values (reference code)
+            instead of zero; PC always starts with zero errors (``v = v_bar``).
+        update_clamp: clamp each parameter update elementwise to ``+-update_clamp``.
+        record: keep a copy of the state after every iteration.
+    """
+    if not 0 < rate < 2:
+        raise ValueError(f"rate must lie in (0, 2), got {rate}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    sign = 1.0 if algorithm is Algorithm.AR else -1.0
+    with torch.no_grad():
+        values = graph.forward(inputs)
+    out = graph.output
+    clamped = sign * loss_gradient(loss, values[out], target)
+    # linearise every edge once, at the forward pass
+    parent_vjps: dict[str, Callable[[Tensor], tuple[Tensor, ...]]] = {}
+    for v in graph.vertices:
+        theta = {k: graph.params[k].detach() for k in v.params}
+        args = [values[p].detach() for p in v.parents]
+        _, parent_vjps[v.name] = vjp(lambda *ps, _v=v, _t=theta: _v.fn(_t, *ps), *args)
+
+    by_name = {v.name: v for v in graph.vertices}
+
+    def messages_from(name: str, s: Tensor, into: dict[str, Tensor]) -> None:
+        """Add ``J_{name<-p}^T s`` to ``into[p]`` for every parent ``p`` of ``name``."""
+        for p, m in zip(by_name[name].parents, parent_vjps[name](s)):
+            into[p] = into[p] + m
+
+    interior = [v.name for v in graph.vertices[:-1]]
+    if algorithm is Algorithm.AR and init_from_forward:
+        state = {n: values[n].detach().clone() for n in interior}
+    else:
+        state = {n: torch.zeros_like(values[n]) for n in interior}
+    state[out] = clamped
+    history = [dict(state)] if record else None
+    zeros = {n: torch.zeros_like(values[n]) for n in (*graph.inputs, *state)}
+    for _ in range(steps):
+        if schedule is Schedule.JACOBI:
+            incoming = dict(zeros)
+            for v in graph.vertices:
+                messages_from(v.name, state[v.name], incoming)
+            state = {n: (s if n == out else s + rate * (incoming[n] - s))
+                     for n, s in state.items()}
+        else:
+            incoming = dict(zeros)
+            new = dict(state)
+            for v in reversed(graph.vertices):
+                if v.name != out:
+                    new[v.name] = state[v.name] + rate * (incoming[v.name] - state[v.name])
+                messages_from(v.name, new[v.name], incoming)
+            state = new
+        if history is not None:
+            history.append(dict(state))
+    # read-out: parameter updates and messages into the clamped inputs
+    updates = {k: torch.zeros_like(t) for k, t in graph.params.items()}
+    for v in graph.vertices:
+        if not v.params:
+            continue
+        args = [values[p].detach() for p in v.parents]
+        _, param_vjp = vjp(lambda th, _v=v, _a=args: _v.fn(th, *_a),
+                           {k: graph.params[k].detach() for k in v.params})
+        (cotangent,) = param_vjp(state[v.name])
+        for k, g in cotangent.items():  # PC: +(df/dtheta)^T eps; AR: -(df/dtheta)^T x
+            updates[k] = updates[k] - sign * g
+    if update_clamp is not None:
+        updates = {k: u.clamp(-update_clamp, update_clamp) for k, u in updates.items()}
+    into_inputs = {n: torch.zeros_like(values[n]) for n in graph.inputs}
+    for v in graph.vertices:
+        if any(p in into_inputs for p in v.parents):
+            for p, m in zip(v.parents, parent_vjps[v.name](state[v.name])):
+                if p in into_inputs:
+                    into_inputs[p] = into_inputs[p] + m
+    return GraphRelaxation(values, state, updates, into_inputs, history)

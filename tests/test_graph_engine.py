@@ -1,0 +1,157 @@
+"""PC and AR on computation graphs against autograd and closed forms (ch6 spec section 11)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from algorithms.fidelity import compare, gradient_angle
+from algorithms.graph import (Algorithm, Graph, Loss, Schedule, Vertex, autograd_gradients,
+                              relax_graph)
+from algorithms.graph_models import mlp_graph, scalar_graph
+from algorithms.pc import relax, weight_update, init_params
+from algorithms.spec import Activation, PCSpec
+
+F64 = torch.float64
+
+
+def test_scalar_graph_reference_values():
+    """Forward values, loss and gradients of tan(sqrt(theta v0)) + sin(v0^2) (spec 3.13)."""
+    g = scalar_graph()
+    v0, target = torch.tensor(5.0, dtype=F64), torch.tensor(3.0, dtype=F64)
+    values = g.forward({"v0": v0})
+    expected = {"v1": 10.0, "v2": 3.16227766, "v3": 0.02068796, "v4": 25.0,
+                "v5": -0.13235175, "v6": -0.11166379}
+    for k, v in expected.items():
+        assert float(values[k]) == pytest.approx(v, abs=1e-8)
+    # closed form: L = (v6 - T)^2, dL/dv0 = 2(v6-T)[theta sec^2(v2) / (2 v2) + 2 v0 cos(v0^2)]
+    d = 2 * (float(values["v6"]) - 3.0)
+    v2 = math.sqrt(10.0)
+    dv0 = d * (2.0 / math.cos(v2) ** 2 / (2 * v2) + 10.0 * math.cos(25.0))
+    dtheta = d * (5.0 / math.cos(v2) ** 2 / (2 * v2))
+    assert dv0 == pytest.approx(-63.654629, abs=1e-5)
+    assert dtheta == pytest.approx(-4.9220782, abs=1e-6)
+    gp, gi = autograd_gradients(g, {"v0": v0}, target, Loss.MSE_SUM)
+    assert float(gi["v0"]) == pytest.approx(dv0, rel=1e-12)
+    assert float(gp["theta"]) == pytest.approx(dtheta, rel=1e-12)
+
+
+@pytest.mark.parametrize("rate,steps,err", [(0.1, 10, 47.2), (0.1, 50, 2.30), (0.1, 100, 0.0237),
+                                            (0.1, 200, 1.4e-6), (0.2, 100, 4.6e-7)])
+def test_scalar_graph_convergence_table(rate, steps, err):
+    g = scalar_graph()
+    v0, target = torch.tensor(5.0, dtype=F64), torch.tensor(3.0, dtype=F64)
+    _, gi = autograd_gradients(g, {"v0": v0}, target, Loss.MSE_SUM)
+    r = relax_graph(g, {"v0": v0}, target, rate=rate, steps=steps)
+    got = abs(float(-r.input_messages["v0"]) - float(gi["v0"]))
+    assert got == pytest.approx(err, rel=0.03)
+
+
+@pytest.mark.parametrize("algorithm", list(Algorithm))
+def test_scalar_graph_exact_after_depth_steps_at_rate_one(algorithm):
+    g = scalar_graph()
+    v0, target = torch.tensor(5.0, dtype=F64), torch.tensor(3.0, dtype=F64)
+    gp, gi = autograd_gradients(g, {"v0": v0}, target, Loss.MSE_SUM)
+    r = relax_graph(g, {"v0": v0}, target, algorithm=algorithm, rate=1.0, steps=3)
+    assert float(r.updates["theta"]) == pytest.approx(-float(gp["theta"]), rel=1e-12)
+    sign = -1.0 if algorithm is Algorithm.PC else 1.0
+    assert float(sign * r.input_messages["v0"]) == pytest.approx(float(gi["v0"]), rel=1e-12)
+    short = relax_graph(g, {"v0": v0}, target, algorithm=algorithm, rate=1.0, steps=2)
+    assert float(short.updates["theta"]) == 0.0  # v1 is 3 hops from the output
+
+
+def _random_dag(seed: int) -> tuple[Graph, dict[str, torch.Tensor], torch.Tensor]:
+    """Branching, multiplicative and residual vertices with a shared weight matrix."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def r(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen, dtype=F64) * 0.5
+
+    params = {"A": r(6, 5), "B": r(6, 6), "C": r(4, 6), "b": r(6)}
+    vertices = (
+        Vertex("h1", ("x",), lambda p, x: torch.tanh(x @ p["A"].T + p["b"]), ("A", "b")),
+        Vertex("h2", ("h1",), lambda p, h: torch.sigmoid(h @ p["B"].T), ("B",)),
+        Vertex("h3", ("h1", "h2"), lambda p, a, b: a * b),                 # multiplicative
+        Vertex("h4", ("h3",), lambda p, h: torch.tanh(h @ p["B"].T), ("B",)),  # shared B
+        Vertex("h5", ("h4", "h1"), lambda p, a, b: a + b),                 # residual
+        Vertex("h6", ("h5", "x"), lambda p, h, x: torch.relu(h @ p["C"].T) + x[:, :4] ** 2,
+               ("C",)),                                                    # branch from input
+    )
+    g = Graph(("x",), vertices, params)
+    return g, {"x": r(3, 5)}, r(3, 4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("algorithm", list(Algorithm))
+@pytest.mark.parametrize("schedule", list(Schedule))
+@pytest.mark.parametrize("loss", [Loss.MSE_SUM, Loss.CROSS_ENTROPY])
+def test_random_graphs_converge_to_autograd(seed, algorithm, schedule, loss):
+    g, inputs, target = _random_dag(seed)
+    if loss is Loss.CROSS_ENTROPY:
+        target = torch.softmax(target, dim=-1)
+    gp, gi = autograd_gradients(g, inputs, target, loss)
+    r = relax_graph(g, inputs, target, algorithm=algorithm, loss=loss, rate=0.5, steps=120,
+                    schedule=schedule)
+    for k, grad in gp.items():
+        torch.testing.assert_close(r.updates[k], -grad, rtol=1e-6, atol=1e-10)
+    sign = -1.0 if algorithm is Algorithm.PC else 1.0
+    torch.testing.assert_close(sign * r.input_messages["x"], gi["x"], rtol=1e-6, atol=1e-10)
+
+
+def test_reverse_gauss_seidel_at_rate_one_is_one_backward_sweep():
+    g, inputs, target = _random_dag(4)
+    gp, _ = autograd_gradients(g, inputs, target, Loss.MSE_SUM)
+    r = relax_graph(g, inputs, target, rate=1.0, steps=1, schedule=Schedule.REVERSE_GAUSS_SEIDEL)
+    for k, grad in gp.items():
+        torch.testing.assert_close(r.updates[k], -grad, rtol=1e-12, atol=1e-12)
+
+
+def test_pc_errors_are_minus_ar_activities_at_every_iteration():
+    g, inputs, target = _random_dag(5)
+    pc = relax_graph(g, inputs, target, algorithm=Algorithm.PC, rate=0.3, steps=15, record=True)
+    ar = relax_graph(g, inputs, target, algorithm=Algorithm.AR, rate=0.3, steps=15, record=True)
+    for s_pc, s_ar in zip(pc.history, ar.history):
+        for k in s_pc:
+            torch.testing.assert_close(s_pc[k], -s_ar[k], rtol=0, atol=1e-14)
+
+
+def test_mlp_graph_matches_the_layered_pc_code():
+    """The graph engine on the spec's MLP equals the hand-written layered rules under the
+    fixed-prediction assumption (same weights, energy 1/2||eps||^2, same iterations)."""
+    spec = PCSpec(sizes=(7, 6, 5, 4), activation=Activation.TANH, dtype="float64",
+                  fixed_predictions=True, inference_rate=0.2, inference_steps=7,
+                  use_bias=True, init_scale=0.4)
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.rand(3, 7, generator=gen, dtype=F64)
+    target = torch.rand(3, 4, generator=gen, dtype=F64)
+    params = init_params(spec)
+    rl = relax(params, spec, x0, target)
+    up = weight_update(params, spec, rl.x, rl.forward)
+    r = relax_graph(mlp_graph(spec), {"x": x0}, target, loss=Loss.MSE_HALF, rate=0.2, steps=7)
+    for l in range(spec.n_layers):
+        torch.testing.assert_close(r.updates[f"W{l}"], up.weights[l], rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(r.updates[f"b{l}"], up.biases[l], rtol=1e-12, atol=1e-14)
+
+
+def test_fidelity_instruments():
+    g = torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=F64)
+    assert gradient_angle(-g, g) == pytest.approx(0.0, abs=1e-6)
+    assert gradient_angle(g, g) == pytest.approx(180.0)
+    assert gradient_angle(torch.tensor([[0.0, 1.0], [0.0, 0.0]], dtype=F64), g) == pytest.approx(90.0)
+    assert math.isnan(gradient_angle(torch.zeros(2, 2), g))
+    f = compare({"W": -2 * g}, {"W": g})["W"]
+    assert f.relative_error == pytest.approx(1.0) and f.squared_divergence == pytest.approx(1.0)
+
+
+def test_graph_validation():
+    with pytest.raises(ValueError, match="topological order"):
+        Graph(("x",), (Vertex("b", ("a",), lambda p, a: a), Vertex("a", ("x",), lambda p, x: x)), {})
+    with pytest.raises(ValueError, match="unknown parameters"):
+        Graph(("x",), (Vertex("a", ("x",), lambda p, x: x, ("W",)),), {})
+    with pytest.raises(ValueError, match="used twice"):
+        Graph(("x",), (Vertex("x", ("x",), lambda p, x: x),), {})
+    g = scalar_graph()
+    with pytest.raises(ValueError, match="rate"):
+        relax_graph(g, {"v0": torch.tensor(5.0, dtype=F64)}, torch.tensor(3.0, dtype=F64), rate=2.5)
