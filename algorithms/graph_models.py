@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .graph import Graph, Vertex
-from .pc import init_params
+from .pc import PCParams, init_params
 from .spec import PCSpec
 
 __all__ = ["mlp_graph", "scalar_graph"]
@@ -33,19 +33,20 @@ def scalar_graph(theta: float = 2.0, dtype: torch.dtype = torch.float64) -> Grap
     return Graph(("v0",), vertices, {"theta": torch.tensor(theta, dtype=dtype)})
 
 
-def mlp_graph(spec: PCSpec, params_from_spec: bool = True) -> Graph:
+def mlp_graph(spec: PCSpec, params: PCParams | None = None) -> Graph:
     """The MLP ``h_{l+1} = f_{l+1}(h_l W_l^T + b_l)`` of ``spec`` as a graph with input ``x``
-    (``B x n_0``) and vertices ``h1..hL``; weights ``W0..``, biases ``b0..``."""
-    p = init_params(spec)
-    params: dict[str, Tensor] = {}
+    (``B x n_0``) and vertices ``h1..hL``; weights ``W0..``, biases ``b0..`` taken from
+    ``params`` (default: ``init_params(spec)``; the tensors are shared, not copied)."""
+    p = params if params is not None else init_params(spec)
+    named: dict[str, Tensor] = {}
     vertices = []
     prev = "x"
     for l, w in enumerate(p.weights):
-        params[f"W{l}"] = w
+        named[f"W{l}"] = w
         names = (f"W{l}",)
         b = p.biases[l]
         if b is not None:
-            params[f"b{l}"] = b
+            named[f"b{l}"] = b
             names = (f"W{l}", f"b{l}")
         act = spec.activation_of(l + 1)
 
@@ -57,4 +58,4 @@ def mlp_graph(spec: PCSpec, params_from_spec: bool = True) -> Graph:
 
         vertices.append(Vertex(f"h{l + 1}", (prev,), fn, names))
         prev = f"h{l + 1}"
-    return Graph(("x",), tuple(vertices), params)
+    return Graph(("x",), tuple(vertices), named)

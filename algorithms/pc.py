@@ -415,6 +415,9 @@ class PredictiveCodingNetwork:
     """
 
     def __init__(self, spec: PCSpec, params: PCParams | None = None) -> None:
+        if not spec.relaxations.forward_pass.all_frozen:
+            raise ValueError("forward_pass: an activation-relaxation option; predictive coding "
+                             "expresses it with fixed_predictions")
         self.spec = spec
         self.params = params if params is not None else init_params(spec)
         self.generator = torch.Generator().manual_seed(spec.seed + 1)

@@ -31,7 +31,9 @@ __all__ = [
     "DerivativeUse",
     "ErrorConnections",
     "ErrorToValue",
+    "ForwardPass",
     "HiddenInit",
+    "PassValue",
     "PCSpec",
     "PsiInit",
     "Relaxations",
@@ -94,6 +96,38 @@ class ErrorToValue(Enum):
     PSI_TRANSPOSE = "psi_transpose"
 
 
+class PassValue(Enum):
+    """Whether a quantity is read from the stored forward pass or computed from the current
+    (relaxing) activity: activation relaxation's frozen-feedforward-pass options (thesis
+    6.4.2, R5-R8). Predictive coding expresses the same choice with ``fixed_predictions``."""
+
+    FROZEN = "frozen"
+    CURRENT = "current"
+
+
+@dataclass(frozen=True)
+class ForwardPass:
+    """What activation relaxation reads from the forward pass.
+
+    ``gain_in_relaxation``: ``f'`` in the relaxation (R5 makes it ``CURRENT``).
+    ``gain_in_update``: ``f'`` in the weight update (R6). ``presynaptic_in_update``: the
+    presynaptic activity of the weight update (R8: the relaxed activity instead of the
+    forward one).
+    """
+
+    gain_in_relaxation: PassValue = PassValue.FROZEN
+    gain_in_update: PassValue = PassValue.FROZEN
+    presynaptic_in_update: PassValue = PassValue.FROZEN
+
+    def __post_init__(self) -> None:
+        for name in ("gain_in_relaxation", "gain_in_update", "presynaptic_in_update"):
+            _check_enum(self, name, PassValue)
+
+    @property
+    def all_frozen(self) -> bool:
+        return self == ForwardPass()
+
+
 class HiddenInit(Enum):
     """Initial hidden values before relaxation: feedforward pass, or ``N(0, init_scale^2)``."""
 
@@ -130,6 +164,7 @@ class Relaxations:
     error_connections: ErrorConnections = ErrorConnections.ONE_TO_ONE
     error_to_value: ErrorToValue = ErrorToValue.IDENTITY
     kp_decay: float = 0.0
+    forward_pass: ForwardPass = field(default_factory=ForwardPass)
 
     def __post_init__(self) -> None:
         _check_enum(self, "backward", BackwardPathway)
@@ -137,6 +172,8 @@ class Relaxations:
         _check_enum(self, "error_connections", ErrorConnections)
         _check_enum(self, "error_to_value", ErrorToValue)
         _check_real(self, "kp_decay", low=0.0, low_inclusive=True)
+        if not isinstance(self.forward_pass, ForwardPass):
+            raise SpecError(f"forward_pass: must be a ForwardPass, got {self.forward_pass!r}")
         if self.kp_decay > 0 and self.backward is not BackwardPathway.LEARNED:
             raise SpecError(
                 "kp_decay: a decay only applies to learned backward weights "

@@ -1,0 +1,165 @@
+"""Activation relaxation (thesis 6.4): one population per layer relaxes to the backprop adjoint.
+
+Batched rows, layers as in :mod:`algorithms.pc` (``W_l``: ``n_{l+1} x n_l``). After the
+forward pass ``xbar_{l+1} = f(xbar_l W_l^T + b_l)`` with gains ``g_{l+1} = f'(a_{l+1})``:
+
+    x_L  := dL/dx_L (xbar_L, T)                      (clamped at the loss gradient)
+    x_l  <- x_l + rate * (-x_l + (h_{l+1} * x_{l+1}) B_l^T)    l = L-1 .. 1
+    dW_l  = -(h'_{l+1} * x*_{l+1})^T xbar_l          (descent direction, -dL/dW at convergence)
+
+with ``B_l = W_l^T`` (exact), a fixed random or a learned matrix (``dB_l = dW_l^T``);
+``h = g`` frozen, ``f'`` at the current activity (R5) or 1 (no ``f'``); ``h' = g`` frozen,
+current (R6) or 1; presynaptic ``xbar_l`` or the relaxed ``x_l`` (R8). The options are the
+shared :class:`~algorithms.spec.Relaxations`: ``backward``, ``derivative`` and
+``forward_pass``. Pure functions first, then :class:`ActivationRelaxationNetwork`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .graph import Loss, Schedule, loss_gradient, loss_value
+from .pc import (Forward, PCParams, PCUpdate, apply_update, check_batch, feedforward, init_params,
+                 load_named_tensors)
+from .spec import BackwardPathway, BatchReduction, DerivativeUse, PassValue, PCSpec
+
+__all__ = ["ARRelaxation", "ActivationRelaxationNetwork", "ar_relax", "ar_step", "ar_update",
+           "check_ar_spec"]
+
+
+def check_ar_spec(spec: PCSpec) -> None:
+    """AR has no error units: reject the relaxations that only exist for PC."""
+    r = spec.relaxations
+    if r.has_psi:
+        raise ValueError("error_connections: activation relaxation has no error neurons; "
+                         "use ONE_TO_ONE")
+    if spec.fixed_predictions:
+        raise ValueError("fixed_predictions: a PC option; AR's counterpart is "
+                         "relaxations.forward_pass")
+
+
+@dataclass
+class ARRelaxation:
+    """Relaxed activities ``x`` (``L+1`` tensors; ``x[0]`` is unused and ``x[L]`` is the
+    clamped loss gradient), the forward pass and, if recorded, every iterate."""
+
+    x: list[Tensor]
+    forward: Forward
+    history: list[list[Tensor]] | None = None
+
+
+def _gain(spec: PCSpec, params: PCParams, layer: int, frozen_pre: Tensor, x_below: Tensor,
+          which: PassValue, dropped: bool) -> Tensor | None:
+    """``f'`` of the weights arriving at ``layer``: frozen, at the current activity of the
+    layer below, or ``None`` (derivative dropped)."""
+    if dropped:
+        return None
+    act = spec.activation_of(layer)
+    if which is PassValue.FROZEN:
+        return act.df(frozen_pre)
+    a = x_below @ params.weights[layer - 1].T
+    b = params.biases[layer - 1]
+    return act.df(a if b is None else a + b)
+
+
+def _down(spec: PCSpec, params: PCParams, l: int, x: list[Tensor], fwd: Forward) -> Tensor:
+    """``(h_{l+1} * x_{l+1}) B_l^T``: the message arriving at layer ``l`` from above."""
+    r = spec.relaxations
+    h = _gain(spec, params, l + 1, fwd.pre[l + 1], x[l], r.forward_pass.gain_in_relaxation,
+              r.derivative is not DerivativeUse.KEPT)
+    top = x[l + 1] if h is None else h * x[l + 1]
+    back = params.backward[l]
+    return top @ params.weights[l] if back is None else top @ back.T
+
+
+def ar_step(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward, rate: float,
+            schedule: Schedule = Schedule.JACOBI) -> list[Tensor]:
+    """One iteration: Jacobi (every layer from the previous iterate) or reverse Gauss-Seidel
+    (top hidden layer first, each layer using the just-updated one above)."""
+    new = list(x)
+    L = spec.n_layers
+    for l in range(L - 1, 0, -1):
+        src = new if schedule is Schedule.REVERSE_GAUSS_SEIDEL else x
+        new[l] = x[l] + rate * (_down(spec, params, l, src, fwd) - x[l])
+    return new
+
+
+def ar_relax(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor, *,
+             loss: Loss = Loss.MSE_SUM, schedule: Schedule = Schedule.JACOBI,
+             init_from_forward: bool = True, steps: int | None = None,
+             record: bool = False) -> ARRelaxation:
+    """Forward pass, clamp the output at ``dL/dy``, relax ``steps`` (default
+    ``spec.inference_steps``) iterations at ``spec.inference_rate``. Hidden activities start
+    at the forward values (reference code) or at zero."""
+    fwd = feedforward(params, spec, x0)
+    L = spec.n_layers
+    x = [torch.zeros_like(x0)]
+    for l in range(1, L):
+        x.append(fwd.values[l].clone() if init_from_forward else torch.zeros_like(fwd.values[l]))
+    x.append(loss_gradient(loss, fwd.values[L], target))
+    history = [list(x)] if record else None
+    for _ in range(spec.inference_steps if steps is None else steps):
+        x = ar_step(params, spec, x, fwd, spec.inference_rate, schedule)
+        if history is not None:
+            history.append(list(x))
+    return ARRelaxation(x, fwd, history)
+
+
+def ar_update(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward) -> PCUpdate:
+    """Descent directions ``dW_l = -(h' * x_{l+1})^T pre_l`` (batch-reduced), ``db_l``, and
+    ``dB_l = dW_l^T`` for learned backward weights."""
+    r = spec.relaxations
+    fp = r.forward_pass
+    scale = 1.0 / x[-1].shape[0] if spec.batch_reduction is BatchReduction.MEAN else 1.0
+    drop = r.derivative is DerivativeUse.DROPPED_EVERYWHERE
+    dW, db = [], []
+    dB: list[Tensor | None] = [None] * spec.n_layers
+    for l in range(spec.n_layers):
+        pre = fwd.values[l] if (l == 0 or fp.presynaptic_in_update is PassValue.FROZEN) else x[l]
+        below = fwd.values[l] if l == 0 else x[l]
+        h = _gain(spec, params, l + 1, fwd.pre[l + 1], below, fp.gain_in_update, drop)
+        post = x[l + 1] if h is None else h * x[l + 1]
+        dW.append(-(post.T @ pre) * scale)
+        db.append(-post.sum(0) * scale if params.biases[l] is not None else None)
+        if r.backward is BackwardPathway.LEARNED and l >= 1:
+            dB[l] = dW[l].T
+    return PCUpdate(dW, db, dB, [None] * (spec.n_layers + 1))
+
+
+class ActivationRelaxationNetwork:
+    """Stateful AR wrapper with the same surface as the PC network and its backprop twin.
+
+    ``train_batch`` returns the batch's summed loss (before the update)."""
+
+    def __init__(self, spec: PCSpec, params: PCParams | None = None, *,
+                 loss: Loss = Loss.MSE_SUM, schedule: Schedule = Schedule.JACOBI,
+                 init_from_forward: bool = True) -> None:
+        check_ar_spec(spec)
+        self.spec, self.loss, self.schedule = spec, loss, schedule
+        self.init_from_forward = init_from_forward
+        self.params = params if params is not None else init_params(spec)
+
+    def train_batch(self, x0: Tensor, target: Tensor) -> float:
+        x0, target = check_batch(self.spec, x0, target)
+        assert target is not None
+        with torch.no_grad():
+            r = ar_relax(self.params, self.spec, x0, target, loss=self.loss,
+                         schedule=self.schedule, init_from_forward=self.init_from_forward)
+            value = float(loss_value(self.loss, r.forward.values[-1], target))
+            apply_update(self.params, self.spec, ar_update(self.params, self.spec, r.x, r.forward))
+        return value
+
+    def predict(self, x0: Tensor) -> Tensor:
+        x0, _ = check_batch(self.spec, x0)
+        with torch.no_grad():
+            return feedforward(self.params, self.spec, x0).values[-1]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"params": {k: v.clone() for k, v in self.params.tensors().items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        load_named_tensors(self.params, state["params"])
