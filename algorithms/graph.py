@@ -55,8 +55,15 @@ class Loss(Enum):
 
 
 class Schedule(Enum):
+    """``JACOBI``: all vertices in parallel from the previous iterate (continuous time).
+    ``REVERSE_GAUSS_SEIDEL``: one sweep from the output down per iteration.
+    ``BLOCK_REVERSE``: blocks (``Vertex.block``, e.g. time steps) from the last to the first;
+    each block relaxes ``steps`` Jacobi iterations with the messages from later blocks held
+    fixed (the LSTM code's ``per_timestep_reverse``)."""
+
     JACOBI = "jacobi"
     REVERSE_GAUSS_SEIDEL = "reverse_gauss_seidel"
+    BLOCK_REVERSE = "block_reverse"
 
 
 class Algorithm(Enum):
@@ -67,12 +74,14 @@ class Algorithm(Enum):
 @dataclass(frozen=True)
 class Vertex:
     """``name = fn(params, *parents)`` where ``params`` maps the names in ``params`` to
-    tensors. The function must be pure torch (it is linearised with ``torch.func.vjp``)."""
+    tensors. The function must be pure torch (it is linearised with ``torch.func.vjp``).
+    ``block`` groups vertices for the block schedule (a time step of an unrolled RNN)."""
 
     name: str
     parents: tuple[str, ...]
     fn: EdgeFn
     params: tuple[str, ...] = ()
+    block: int = 0
 
 
 class Graph:
@@ -228,7 +237,9 @@ def relax_graph(
     state[out] = clamped
     history = [dict(state)] if record else None
     zeros = {n: torch.zeros_like(values[n]) for n in (*graph.inputs, *state)}
-    for _ in range(steps):
+    if schedule is Schedule.BLOCK_REVERSE:
+        state = _block_reverse(graph, state, parent_vjps, zeros, rate, steps, history)
+    for _ in range(0 if schedule is Schedule.BLOCK_REVERSE else steps):
         if schedule is Schedule.JACOBI:
             incoming = dict(zeros)
             for v in graph.vertices:
@@ -265,3 +276,36 @@ def relax_graph(
                 if p in into_inputs:
                     into_inputs[p] = into_inputs[p] + m
     return GraphRelaxation(values, state, updates, into_inputs, history)
+
+
+def _block_reverse(graph: Graph, state: dict[str, Tensor],
+                   parent_vjps: dict[str, Callable[[Tensor], tuple[Tensor, ...]]],
+                   zeros: dict[str, Tensor], rate: float, steps: int,
+                   history: list[dict[str, Tensor]] | None) -> dict[str, Tensor]:
+    """Relax block by block, last block first; see :class:`Schedule`."""
+    out = graph.output
+    blocks = sorted({v.block for v in graph.vertices}, reverse=True)
+    state = dict(state)
+    for b in blocks:
+        members = [v for v in graph.vertices if v.block == b and v.name != out]
+        if not members:
+            continue
+        inside = {v.name for v in members}
+        fixed = {n: zeros[n] for n in inside}  # messages from vertices outside the block
+        for v in graph.vertices:
+            if v.name in inside or not any(p in inside for p in v.parents):
+                continue
+            for p, m in zip(v.parents, parent_vjps[v.name](state[v.name])):
+                if p in inside:
+                    fixed[p] = fixed[p] + m
+        for _ in range(steps):
+            incoming = dict(fixed)
+            for v in members:
+                for p, m in zip(v.parents, parent_vjps[v.name](state[v.name])):
+                    if p in inside:
+                        incoming[p] = incoming[p] + m
+            for n in inside:
+                state[n] = state[n] + rate * (incoming[n] - state[n])
+            if history is not None:
+                history.append(dict(state))
+    return state
