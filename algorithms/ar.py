@@ -143,13 +143,24 @@ class ActivationRelaxationNetwork:
         self.init_from_forward = init_from_forward
         self.params = params if params is not None else init_params(spec)
 
-    def train_batch(self, x0: Tensor, target: Tensor) -> float:
+    def _relax(self, x0: Tensor, target: Tensor) -> ARRelaxation:
         x0, target = check_batch(self.spec, x0, target)
         assert target is not None
         with torch.no_grad():
-            r = ar_relax(self.params, self.spec, x0, target, loss=self.loss,
-                         schedule=self.schedule, init_from_forward=self.init_from_forward)
-            value = float(loss_value(self.loss, r.forward.values[-1], target))
+            return ar_relax(self.params, self.spec, x0, target, loss=self.loss,
+                            schedule=self.schedule, init_from_forward=self.init_from_forward)
+
+    def updates(self, x0: Tensor, target: Tensor) -> PCUpdate:
+        """The descent directions one training step would apply (nothing is changed)."""
+        r = self._relax(x0, target)
+        with torch.no_grad():
+            return ar_update(self.params, self.spec, r.x, r.forward)
+
+    def train_batch(self, x0: Tensor, target: Tensor) -> float:
+        r = self._relax(x0, target)
+        with torch.no_grad():
+            y, t = r.forward.values[-1], check_batch(self.spec, x0, target)[1]
+            value = float(loss_value(self.loss, y, t))
             apply_update(self.params, self.spec, ar_update(self.params, self.spec, r.x, r.forward))
         return value
 

@@ -1,7 +1,8 @@
 """The backprop twin: the same MLP, initial weights, loss and learning rate as the PC network.
 
-The loss is the PC network's output energy at the feedforward state,
-``1/2 ||target - f_L(a_L)||^2`` per sample, reduced over the batch as the spec says, and the
+The default loss is the PC network's output energy at the feedforward state,
+``1/2 ||target - f_L(a_L)||^2`` per sample (``Loss.MSE_HALF``; activation relaxation's
+comparisons use ``Loss.MSE_SUM``), reduced over the batch as the spec says, and the
 gradients come from ``torch.autograd``. This is both the baseline of every accuracy curve
 and the oracle the PC rules are tested against.
 """
@@ -13,25 +14,27 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .graph import Loss, per_sample_loss
 from .pc import PCParams, check_batch, feedforward, init_params, load_named_tensors
 from .spec import BatchReduction, PCSpec
 
 __all__ = ["BackpropNetwork", "loss", "gradients"]
 
 
-def loss(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor) -> Tensor:
-    """Per-sample squared error ``1/2 ||target - prediction||^2`` (shape ``B``)."""
-    y = feedforward(params, spec, x0).values[-1]
-    return 0.5 * ((target - y) ** 2).sum(dim=1)
+def loss(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor,
+         kind: Loss = Loss.MSE_HALF) -> Tensor:
+    """Per-sample loss of the feedforward prediction (shape ``B``)."""
+    return per_sample_loss(kind, feedforward(params, spec, x0).values[-1], target)
 
 
-def gradients(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor) -> PCParams:
+def gradients(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor,
+              kind: Loss = Loss.MSE_HALF) -> PCParams:
     """Autograd gradients of the batch-reduced loss w.r.t. the forward weights and biases
     (``backward`` and ``psi`` slots are ``None``)."""
     leaves = [w.detach().requires_grad_(True) for w in params.weights]
     bleaves = [None if b is None else b.detach().requires_grad_(True) for b in params.biases]
     p = PCParams(leaves, bleaves, [None] * len(leaves), [None] * (len(leaves) + 1))
-    per_sample = loss(p, spec, x0, target)
+    per_sample = loss(p, spec, x0, target, kind)
     total = per_sample.mean() if spec.batch_reduction is BatchReduction.MEAN else per_sample.sum()
     inputs = leaves + [b for b in bleaves if b is not None]
     grads = torch.autograd.grad(total, inputs)
@@ -45,8 +48,9 @@ class BackpropNetwork:
     """SGD with autograd on the same architecture; ``train_batch`` returns the batch's summed
     loss before the update (the analogue of the PC energy)."""
 
-    def __init__(self, spec: PCSpec, params: PCParams | None = None) -> None:
-        self.spec = spec
+    def __init__(self, spec: PCSpec, params: PCParams | None = None,
+                 loss: Loss = Loss.MSE_HALF) -> None:
+        self.spec, self.loss = spec, loss
         p = params if params is not None else init_params(spec)
         self.params = PCParams([w.clone() for w in p.weights],
                                [None if b is None else b.clone() for b in p.biases],
@@ -56,8 +60,8 @@ class BackpropNetwork:
         x0, target = check_batch(self.spec, x0, target)
         assert target is not None
         with torch.no_grad():
-            value = float(loss(self.params, self.spec, x0, target).sum())
-        grads = gradients(self.params, self.spec, x0, target)
+            value = float(loss(self.params, self.spec, x0, target, self.loss).sum())
+        grads = gradients(self.params, self.spec, x0, target, self.loss)
         eta, c = self.spec.learning_rate, self.spec.update_clamp
         with torch.no_grad():
             for theta, g in zip(self.params.weights + self.params.biases,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Fidelity", "compare", "gradient_angle", "relative_error", "squared_divergence"]
+__all__ = ["Fidelity", "compare", "gradient_angle", "layer_fidelity", "relative_error",
+           "squared_divergence"]
 
 
 def gradient_angle(update: Tensor, grad: Tensor) -> float:
@@ -50,3 +51,20 @@ def compare(updates: Mapping[str, Tensor], grads: Mapping[str, Tensor]) -> dict[
     return {k: Fidelity(gradient_angle(updates[k], grads[k]), relative_error(updates[k], grads[k]),
                         squared_divergence(updates[k], grads[k]))
             for k in updates if k in grads}
+
+
+def layer_fidelity(model, x0: Tensor, target: Tensor) -> list[Fidelity]:
+    """Per-layer fidelity of ``model.updates(x0, target)`` (a PC or AR network) against the
+    autograd gradient of the model's own loss (``model.loss``; ``1/2||y - T||^2`` for PC) at
+    the same weights and batch."""
+    from .backprop import gradients
+    from .graph import Loss
+
+    kind = getattr(model, "loss", Loss.MSE_HALF)
+    spec = model.spec
+    x0 = x0.to(spec.torch_dtype)
+    target = target.to(spec.torch_dtype)
+    up = model.updates(x0, target)
+    grads = gradients(model.params, spec, x0, target, kind)
+    return [Fidelity(gradient_angle(u, g), relative_error(u, g), squared_divergence(u, g))
+            for u, g in zip(up.weights, grads.weights)]

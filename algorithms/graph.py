@@ -38,6 +38,7 @@ __all__ = [
     "autograd_gradients",
     "loss_gradient",
     "loss_value",
+    "per_sample_loss",
     "relax_graph",
 ]
 
@@ -128,13 +129,20 @@ class Graph:
         return values
 
 
+def per_sample_loss(loss: Loss, y: Tensor, target: Tensor) -> Tensor:
+    """The loss of each sample (summed over every non-batch dimension), shape ``B``."""
+    if loss is Loss.MSE_SUM:
+        per = (y - target) ** 2
+    elif loss is Loss.MSE_HALF:
+        per = 0.5 * (y - target) ** 2
+    else:
+        per = -(target * torch.log_softmax(y, dim=-1))
+    return per.reshape(per.shape[0], -1).sum(1) if per.ndim > 1 else per
+
+
 def loss_value(loss: Loss, y: Tensor, target: Tensor) -> Tensor:
     """Scalar loss, summed over the batch."""
-    if loss is Loss.MSE_SUM:
-        return ((y - target) ** 2).sum()
-    if loss is Loss.MSE_HALF:
-        return 0.5 * ((y - target) ** 2).sum()
-    return -(target * torch.log_softmax(y, dim=-1)).sum()
+    return per_sample_loss(loss, y, target).sum()
 
 
 def loss_gradient(loss: Loss, y: Tensor, target: Tensor) -> Tensor:

@@ -439,6 +439,12 @@ class PredictiveCodingNetwork:
                          weight_update(self.params, self.spec, r.x, r.forward))
         return e
 
+    def updates(self, x0: Tensor, target: Tensor) -> PCUpdate:
+        """The descent directions one training step would apply (nothing is changed)."""
+        r = self.relax(x0, target)
+        with torch.no_grad():
+            return weight_update(self.params, self.spec, r.x, r.forward)
+
     def predict(self, x0: Tensor) -> Tensor:
         """Output-layer prediction of the feedforward pass (``B x n_L``)."""
         x0, _ = check_batch(self.spec, x0)

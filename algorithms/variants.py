@@ -1,4 +1,5 @@
-"""Named model variants: backprop and predictive coding with each biological relaxation.
+"""Named model variants: backprop, predictive coding and activation relaxation with their
+biological relaxations.
 
 A variant is a function of a base :class:`PCSpec`; all variants built from one spec share
 its seed and therefore start from identical forward weights.
@@ -8,12 +9,15 @@ from __future__ import annotations
 
 from enum import Enum
 
+from .ar import ActivationRelaxationNetwork
 from .backprop import BackpropNetwork
+from .graph import Loss
 from .pc import PredictiveCodingNetwork
-from .spec import BackwardPathway, DerivativeUse, ErrorConnections, PCSpec, Relaxations
+from .spec import (BackwardPathway, DerivativeUse, ErrorConnections, ForwardPass, PassValue,
+                   PCSpec, Relaxations)
 from .training import Model
 
-__all__ = ["Variant", "build_model", "variant_spec"]
+__all__ = ["ARVariant", "Variant", "build_model", "variant_spec"]
 
 
 class Variant(Enum):
@@ -57,14 +61,71 @@ _RELAXATIONS = {
 }
 
 
-def variant_spec(variant: Variant, base: PCSpec) -> PCSpec:
+class ARVariant(Enum):
+    """Activation relaxation and its relaxations (thesis 6.4.2, Figs 6.13-6.16)."""
+
+    BACKPROP = "backprop"
+    AR = "ar"
+    LEARNED_BACKWARD = "ar-learned-backward"  # R1
+    FEEDBACK_ALIGNMENT = "ar-feedback-alignment"  # R2
+    NO_DERIVATIVE = "ar-no-derivative"  # R3
+    COMBINED = "ar-combined"  # R4 = R1 + R3
+    UNFROZEN_RELAXATION_GAIN = "ar-r5"
+    UNFROZEN_UPDATE_GAIN = "ar-r6"
+    UNFROZEN_GAINS = "ar-r7"
+    RELAXED_PRESYNAPTIC = "ar-r8"
+
+    @property
+    def label(self) -> str:
+        return _AR_LABELS[self]
+
+
+_AR_LABELS = {
+    ARVariant.BACKPROP: "backprop",
+    ARVariant.AR: "activation relaxation",
+    ARVariant.LEARNED_BACKWARD: "R1 learned backward weights",
+    ARVariant.FEEDBACK_ALIGNMENT: "R2 feedback alignment",
+    ARVariant.NO_DERIVATIVE: "R3 no f' in relaxation",
+    ARVariant.COMBINED: "R4 learned backward + no f'",
+    ARVariant.UNFROZEN_RELAXATION_GAIN: "R5 current f' in relaxation",
+    ARVariant.UNFROZEN_UPDATE_GAIN: "R6 current f' in update",
+    ARVariant.UNFROZEN_GAINS: "R7 current f' in both",
+    ARVariant.RELAXED_PRESYNAPTIC: "R8 relaxed presynaptic activity",
+}
+
+_AR_RELAXATIONS = {
+    ARVariant.BACKPROP: Relaxations(),
+    ARVariant.AR: Relaxations(),
+    ARVariant.LEARNED_BACKWARD: Relaxations(backward=BackwardPathway.LEARNED),
+    ARVariant.FEEDBACK_ALIGNMENT: Relaxations(backward=BackwardPathway.RANDOM),
+    ARVariant.NO_DERIVATIVE: Relaxations(derivative=DerivativeUse.DROPPED_IN_INFERENCE),
+    ARVariant.COMBINED: Relaxations(backward=BackwardPathway.LEARNED,
+                                    derivative=DerivativeUse.DROPPED_IN_INFERENCE),
+    ARVariant.UNFROZEN_RELAXATION_GAIN: Relaxations(
+        forward_pass=ForwardPass(gain_in_relaxation=PassValue.CURRENT)),
+    ARVariant.UNFROZEN_UPDATE_GAIN: Relaxations(
+        forward_pass=ForwardPass(gain_in_update=PassValue.CURRENT)),
+    ARVariant.UNFROZEN_GAINS: Relaxations(forward_pass=ForwardPass(
+        gain_in_relaxation=PassValue.CURRENT, gain_in_update=PassValue.CURRENT)),
+    ARVariant.RELAXED_PRESYNAPTIC: Relaxations(
+        forward_pass=ForwardPass(presynaptic_in_update=PassValue.CURRENT)),
+}
+
+
+def variant_spec(variant: Variant | ARVariant, base: PCSpec) -> PCSpec:
     """``base`` with the variant's relaxations (the base's own relaxations are replaced)."""
-    return base.replace(relaxations=_RELAXATIONS[variant])
+    table = _AR_RELAXATIONS if isinstance(variant, ARVariant) else _RELAXATIONS
+    return base.replace(relaxations=table[variant])
 
 
-def build_model(variant: Variant, base: PCSpec) -> Model:
-    """A fresh model for ``variant``, initialised from ``base.seed``."""
+def build_model(variant: Variant | ARVariant, base: PCSpec, loss: Loss = Loss.MSE_SUM) -> Model:
+    """A fresh model for ``variant``, initialised from ``base.seed``. ``loss`` applies to
+    activation relaxation (the PC energy and the backprop twin use ``1/2||y - T||^2``)."""
     spec = variant_spec(variant, base)
     if variant is Variant.BACKPROP:
         return BackpropNetwork(spec)
+    if variant is ARVariant.BACKPROP:
+        return BackpropNetwork(spec, loss=loss)
+    if isinstance(variant, ARVariant):
+        return ActivationRelaxationNetwork(spec, loss=loss)
     return PredictiveCodingNetwork(spec)

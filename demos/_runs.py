@@ -13,7 +13,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,9 @@ import torch
 from algorithms.data import Dataset
 from algorithms.spec import PCSpec
 from algorithms.training import Diverged, EpochRecord, fit
-from algorithms.variants import Variant, build_model, variant_spec
+from algorithms.graph import Loss
+from algorithms.training import Model
+from algorithms.variants import ARVariant, Variant, build_model, variant_spec
 
 CSV_COLUMNS = ("dataset", "activation", "variant", "seed", "epoch", "train_accuracy",
                "test_accuracy", "energy", "wall_seconds")
@@ -39,9 +41,10 @@ class RunResult:
 
     dataset: str
     activation: str
-    variant: Variant
+    variant: Variant | ARVariant
     seed: int
     records: list[EpochRecord] = field(default_factory=list)
+    probes: list[dict[str, Any]] = field(default_factory=list)  # per-epoch extra metrics
     status: str = "running"  # running | finished | diverged
     message: str = ""
 
@@ -86,10 +89,20 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def run_config(spec: PCSpec, dataset: Dataset, split: str) -> dict[str, Any]:
+def run_config(spec: PCSpec, dataset: Dataset, split: str,
+               loss: Loss | None = None) -> dict[str, Any]:
     """What must match for a checkpoint to be resumed (epochs may grow)."""
-    return {"spec": spec.to_dict(), "dataset": dataset.name, "split": split,
-            "n_train": len(dataset.train_y)}
+    spec_dict = spec.to_dict()
+    if spec.relaxations.forward_pass.all_frozen:  # AR-only option: absent from PC configs
+        spec_dict["relaxations"].pop("forward_pass", None)
+    config = {"spec": spec_dict, "dataset": dataset.name, "split": split,
+              "n_train": len(dataset.train_y)}
+    if loss is not None:
+        config["loss"] = loss.value
+    return config
+
+
+Probe = Callable[[Model], dict[str, Any]]
 
 
 def train_run(
@@ -103,12 +116,18 @@ def train_run(
     progress: bool,
     on_epoch_end: Any = None,
     divergence_energy: float = 1e6,
+    loss: Loss | None = None,
+    probe: Probe | None = None,
 ) -> RunResult:
     """Train one run to ``epochs``, resuming from its checkpoint; never raises on divergence
-    (the run is marked ``diverged`` with the message)."""
+    (the run is marked ``diverged`` with the message).
+
+    ``loss`` is passed to activation-relaxation variants; ``probe(model)`` is called after
+    every epoch and its metrics are kept in ``res.probes`` (and the checkpoint)."""
     spec = variant_spec(res.variant, base.replace(seed=res.seed))
-    model = build_model(res.variant, base.replace(seed=res.seed))
-    config = run_config(spec, data, split)
+    model = (build_model(res.variant, base.replace(seed=res.seed)) if loss is None
+             else build_model(res.variant, base.replace(seed=res.seed), loss))
+    config = run_config(spec, data, split, loss)
     ckpt = out / "checkpoints" / f"{res.key}.pt"
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -119,22 +138,26 @@ def train_run(
             )
         model.load_state_dict(state["model"])
         res.records = [EpochRecord(**r) for r in state["records"]]
+        res.probes = list(state.get("probes", []))
         res.status, res.message = state["status"], state["message"]
         if res.status == "diverged":
             return res
         if len(res.records) >= epochs:  # report the first `epochs`; the checkpoint keeps all
             res.records, res.status = res.records[:epochs], "finished"
+            res.probes = res.probes[:epochs]
             return res
 
     def save(status: str, message: str = "") -> None:
         buf = io.BytesIO()
         torch.save({"config": config, "model": model.state_dict(),
-                    "records": [r.as_dict() for r in res.records],
+                    "records": [r.as_dict() for r in res.records], "probes": res.probes,
                     "status": status, "message": message}, buf)
         atomic_write_bytes(ckpt, buf.getvalue())
 
     def epoch_done(record: EpochRecord) -> None:
         res.records.append(record)
+        if probe is not None:
+            res.probes.append({"epoch": record.epoch, **probe(model)})
         save("running")
         if on_epoch_end is not None:
             on_epoch_end(res)
@@ -179,3 +202,63 @@ def summarise(results: list[RunResult], meta: dict[str, Any]) -> dict[str, Any]:
 
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+
+
+def run_all(
+    results: list[RunResult],
+    base: PCSpec,
+    data: Dataset,
+    epochs: int,
+    out: Path,
+    meta: dict[str, Any],
+    *,
+    split: str,
+    progress: bool,
+    loss: Loss | None = None,
+    probe: Probe | None = None,
+) -> int:
+    """Train every run in turn, rewriting curves.csv and summary.json (and probes.csv when a
+    probe is given) after each epoch; prints one line per finished run. Returns an exit
+    status: 0, 2 for a configuration clash, 130 when interrupted (all finished epochs kept)."""
+    import datetime as _dt
+    import sys
+
+    def flush(_: RunResult | None = None) -> None:
+        write_curves(out / "curves.csv", results)
+        if probe is not None:
+            write_probes(out / "probes.csv", results)
+        write_summary(out / "summary.json",
+                      summarise(results, {**meta, "updated": _dt.datetime.now(
+                          _dt.timezone.utc).isoformat(timespec="seconds")}))
+
+    try:
+        for res in results:
+            train_run(res, base, data, epochs, out, split=split, progress=progress,
+                      on_epoch_end=flush, loss=loss, probe=probe)
+            last = res.records[-1] if res.records else None
+            tail = f"test {100 * last.test_accuracy:.2f}%" if last else "no epoch finished"
+            print(f"  {res.variant.label:<32} seed {res.seed}: {res.status:<9} {tail}"
+                  + (f"  ({res.message})" if res.status == "diverged" else ""), flush=True)
+            flush()
+    except ConfigMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        flush()
+        print("\ninterrupted: finished epochs are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    flush()
+    return 0
+
+
+def write_probes(path: Path, results: Iterable[RunResult]) -> None:
+    """probes.csv: one row per run and epoch with the probe's metrics as columns."""
+    rows = [{"dataset": r.dataset, "variant": r.variant.value, "seed": r.seed, **p}
+            for r in results for p in r.probes]
+    if not rows:
+        return
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    lines = [",".join(columns)]
+    lines += [",".join(_fmt(row.get(c, "")) for c in columns) for row in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")

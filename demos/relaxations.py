@@ -11,7 +11,6 @@ finished epoch (checkpoints in ``<out>/checkpoints/``) and gives the same curves
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import os
 import platform
 import shlex
@@ -25,8 +24,7 @@ from algorithms.data import DatasetNotFoundError, DataError, dataset_names, load
 from algorithms.spec import PCSpec, SpecError
 from algorithms.variants import Variant
 
-from ._runs import (ConfigMismatch, RunResult, summarise, train_run, write_curves,
-                    write_summary)
+from ._runs import RunResult, run_all, summarise
 
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion-mnist": 10}
 
@@ -100,17 +98,17 @@ def load_data(args: argparse.Namespace):
 
 def print_table(results: list[RunResult], file: Any = sys.stdout) -> None:
     summary = summarise(results, {})["variants"]
-    head = f"{'variant':<28}{'test acc (final)':>18}{'best':>8}{'train':>8}{'s/epoch':>9}  status"
+    head = f"{'variant':<34}{'test acc (final)':>18}{'best':>8}{'train':>8}{'s/epoch':>9}  status"
     print(head, file=file)
     print("-" * len(head), file=file)
     for name, s in summary.items():
         statuses = sorted({r["status"] for r in s["runs"]})
         if s["final_test_accuracy_mean"] is None:
-            print(f"{s['label']:<28}{'-':>18}{'-':>8}{'-':>8}{'-':>9}  {','.join(statuses)}",
+            print(f"{s['label']:<34}{'-':>18}{'-':>8}{'-':>8}{'-':>9}  {','.join(statuses)}",
                   file=file)
             continue
         acc = f"{100 * s['final_test_accuracy_mean']:.2f} ± {100 * s['final_test_accuracy_std']:.2f}"
-        print(f"{s['label']:<28}{acc:>18}{100 * s['best_test_accuracy_mean']:>8.2f}"
+        print(f"{s['label']:<34}{acc:>18}{100 * s['best_test_accuracy_mean']:>8.2f}"
               f"{100 * s['final_train_accuracy_mean']:>8.2f}{s['mean_epoch_seconds']:>9.2f}  "
               f"{','.join(statuses)}", file=file)
 
@@ -169,31 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{data.describe()}; sizes {base.sizes}; {args.activation}; {epochs} epochs; "
           f"{len(variants)} variants x {args.seeds} seed(s) -> {out}")
 
-    def flush(_: RunResult | None = None) -> None:
-        write_curves(out / "curves.csv", results)
-        write_summary(out / "summary.json",
-                      summarise(results, {**meta, "updated": _dt.datetime.now(
-                          _dt.timezone.utc).isoformat(timespec="seconds")}))
-
     t0 = time.perf_counter()
-    try:
-        for res in results:
-            train_run(res, base, data, epochs, out, split=args.split,
-                      progress=not args.no_progress, on_epoch_end=flush)
-            last = res.records[-1] if res.records else None
-            tail = (f"test {100 * last.test_accuracy:.2f}%" if last else "no epoch finished")
-            print(f"  {res.variant.label:<28} seed {res.seed}: {res.status:<9} {tail}"
-                  + (f"  ({res.message})" if res.status == "diverged" else ""), flush=True)
-            flush()
-    except ConfigMismatch as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        flush()
-        print("\ninterrupted: finished epochs are saved; rerun the same command to resume",
-              file=sys.stderr)
-        return 130
-    flush()
+    rc = run_all(results, base, data, epochs, out, meta, split=args.split,
+                 progress=not args.no_progress)
+    if rc:
+        return rc
     if not args.no_plot:
         from ._plots import plot_curves
 

@@ -170,3 +170,15 @@ def test_ar_trains_like_its_backprop_twin():
         assert ar.train_batch(x0, t) == pytest.approx(bp.train_batch(x0, t), rel=1e-12)
     for k, w in bp.params.tensors().items():
         torch.testing.assert_close(ar.params.tensors()[k], w, rtol=1e-10, atol=1e-13)
+
+
+def test_layer_fidelity_of_exact_and_feedback_alignment_ar():
+    from algorithms.fidelity import layer_fidelity
+
+    spec, params, x0, target = _setup(rate=1.0, steps=3)
+    exact = layer_fidelity(ActivationRelaxationNetwork(spec, params), x0, target)
+    assert all(f.angle_degrees < 1e-5 and f.relative_error < 1e-10 for f in exact)
+    fa = layer_fidelity(ActivationRelaxationNetwork(
+        spec.replace(backward=BackwardPathway.RANDOM)), x0, target)
+    assert fa[-1].angle_degrees < 1e-5  # the output layer's update needs no feedback
+    assert all(f.angle_degrees > 5 for f in fa[:-1])  # random feedback: far from backprop
