@@ -39,6 +39,7 @@ __all__ = [
     "loss_gradient",
     "loss_value",
     "per_sample_loss",
+    "read_out",
     "relax_graph",
 ]
 
@@ -264,27 +265,43 @@ def relax_graph(
             state = new
         if history is not None:
             history.append(dict(state))
-    # read-out: parameter updates and messages into the clamped inputs
-    updates = {k: torch.zeros_like(t) for k, t in graph.params.items()}
-    for v in graph.vertices:
-        if not v.params:
-            continue
-        args = [values[p].detach() for p in v.parents]
-        _, param_vjp = vjp(lambda th, _v=v, _a=args: _v.fn(th, *_a),
-                           {k: graph.params[k].detach() for k in v.params})
-        (cotangent,) = param_vjp(state[v.name])
-        for k, g in cotangent.items():  # PC: +(df/dtheta)^T eps; AR: -(df/dtheta)^T x
-            updates[k] = updates[k] - sign * g
+    updates, into_inputs = read_out(graph, values, state, algorithm, parent_vjps)
     if update_clamp is not None:
         updates = {k: u.clamp(-update_clamp, update_clamp) for k, u in updates.items()}
-    into_inputs = {n: torch.zeros_like(values[n]) for n in graph.inputs}
-    for v in graph.vertices:
-        if any(p in into_inputs for p in v.parents):
-            for p, m in zip(v.parents, parent_vjps[v.name](state[v.name])):
-                if p in into_inputs:
-                    into_inputs[p] = into_inputs[p] + m
     return GraphRelaxation(values, state, updates, into_inputs, history)
 
+
+def read_out(
+    graph: Graph,
+    values: Mapping[str, Tensor],
+    state: Mapping[str, Tensor],
+    algorithm: Algorithm = Algorithm.PC,
+    parent_vjps: Mapping[str, Callable[[Tensor], tuple[Tensor, ...]]] | None = None,
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Parameter descent directions and the messages into the clamped inputs for a relaxation
+    ``state`` (e.g. one entry of ``GraphRelaxation.history``) at forward ``values``."""
+    sign = 1.0 if algorithm is Algorithm.AR else -1.0
+    updates = {k: torch.zeros_like(t) for k, t in graph.params.items()}
+    into_inputs = {n: torch.zeros_like(values[n]) for n in graph.inputs}
+    for v in graph.vertices:
+        args = [values[p].detach() for p in v.parents]
+        if v.params:
+            _, param_vjp = vjp(lambda th, _v=v, _a=args: _v.fn(th, *_a),
+                               {k: graph.params[k].detach() for k in v.params})
+            (cotangent,) = param_vjp(state[v.name])
+            for k, g in cotangent.items():  # PC: +(df/dtheta)^T eps; AR: -(df/dtheta)^T x
+                updates[k] = updates[k] - sign * g
+        if any(p in into_inputs for p in v.parents):
+            if parent_vjps is not None:
+                msgs = parent_vjps[v.name](state[v.name])
+            else:
+                theta = {k: graph.params[k].detach() for k in v.params}
+                _, pv = vjp(lambda *ps, _v=v, _t=theta: _v.fn(_t, *ps), *args)
+                msgs = pv(state[v.name])
+            for p, m in zip(v.parents, msgs):
+                if p in into_inputs:
+                    into_inputs[p] = into_inputs[p] + m
+    return updates, into_inputs
 
 def _block_reverse(graph: Graph, state: dict[str, Tensor],
                    parent_vjps: dict[str, Callable[[Tensor], tuple[Tensor, ...]]],
