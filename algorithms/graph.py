@@ -4,7 +4,7 @@ A :class:`Graph` is a DAG of vertices ``v_j = f_j(theta_j, parents...)`` whose e
 are ordinary torch functions (several parents, shared parameters). Both algorithms run
 under the fixed-prediction assumption (ch6 spec section 3.3): predictions and Jacobians are
 frozen at the forward pass, every edge's ``J^T eps`` is a vector-Jacobian product
-(``torch.func.vjp``) linearised once per batch, and relaxation is the linear system
+through an autograd graph built once per batch (:class:`Linearisation`), and relaxation is the linear system
 
     PC:  eps_i <- eps_i + rate * (-eps_i + sum_{j in children(i)} J_{j<-i}^T eps_j),
          eps_out = -dL/dv_out (clamped)
@@ -26,12 +26,12 @@ from enum import Enum
 
 import torch
 from torch import Tensor
-from torch.func import vjp
 
 __all__ = [
     "Algorithm",
     "Graph",
     "GraphRelaxation",
+    "Linearisation",
     "Loss",
     "Schedule",
     "Vertex",
@@ -204,6 +204,7 @@ def relax_graph(
     init_from_forward: bool = False,
     update_clamp: float | None = None,
     record: bool = False,
+    on_step: Callable[[int, dict[str, Tensor]], None] | None = None,
 ) -> GraphRelaxation:
     """Relax the graph's error units (PC) or activities (AR) for one batch.
 
@@ -214,6 +215,8 @@ def relax_graph(
             instead of zero; PC always starts with zero errors (``v = v_bar``).
         update_clamp: clamp each parameter update elementwise to ``+-update_clamp``.
         record: keep a copy of the state after every iteration.
+        on_step: called as ``on_step(k, state)`` before the first iteration (``k = 0``) and
+            after each one, without storing states (for monitoring long relaxations).
     """
     if not 0 < rate < 2:
         raise ValueError(f"rate must lie in (0, 2), got {rate}")
@@ -224,18 +227,13 @@ def relax_graph(
         values = graph.forward(inputs)
     out = graph.output
     clamped = sign * loss_gradient(loss, values[out], target)
-    # linearise every edge once, at the forward pass
-    parent_vjps: dict[str, Callable[[Tensor], tuple[Tensor, ...]]] = {}
-    for v in graph.vertices:
-        theta = {k: graph.params[k].detach() for k in v.params}
-        args = [values[p].detach() for p in v.parents]
-        _, parent_vjps[v.name] = vjp(lambda *ps, _v=v, _t=theta: _v.fn(_t, *ps), *args)
-
+    lin = Linearisation(graph, values)
     by_name = {v.name: v for v in graph.vertices}
+    all_names = list(by_name)
 
     def messages_from(name: str, s: Tensor, into: dict[str, Tensor]) -> None:
         """Add ``J_{name<-p}^T s`` to ``into[p]`` for every parent ``p`` of ``name``."""
-        for p, m in zip(by_name[name].parents, parent_vjps[name](s)):
+        for p, m in zip(by_name[name].parents, lin.parent_messages(name, s)):
             into[p] = into[p] + m
 
     interior = [v.name for v in graph.vertices[:-1]]
@@ -245,14 +243,17 @@ def relax_graph(
         state = {n: torch.zeros_like(values[n]) for n in interior}
     state[out] = clamped
     history = [dict(state)] if record else None
+    if on_step is not None:
+        on_step(0, state)
     zeros = {n: torch.zeros_like(values[n]) for n in (*graph.inputs, *state)}
     if schedule is Schedule.BLOCK_REVERSE:
-        state = _block_reverse(graph, state, parent_vjps, zeros, rate, steps, history)
-    for _ in range(0 if schedule is Schedule.BLOCK_REVERSE else steps):
+        state = _block_reverse(graph, state, lin, zeros, rate, steps, history, on_step)
+    for k in range(1, 1 + (0 if schedule is Schedule.BLOCK_REVERSE else steps)):
         if schedule is Schedule.JACOBI:
             incoming = dict(zeros)
-            for v in graph.vertices:
-                messages_from(v.name, state[v.name], incoming)
+            for name, msgs in lin.messages(all_names, state).items():
+                for p, m in zip(by_name[name].parents, msgs):
+                    incoming[p] = incoming[p] + m
             state = {n: (s if n == out else s + rate * (incoming[n] - s))
                      for n, s in state.items()}
         else:
@@ -265,7 +266,9 @@ def relax_graph(
             state = new
         if history is not None:
             history.append(dict(state))
-    updates, into_inputs = read_out(graph, values, state, algorithm, parent_vjps)
+        if on_step is not None:
+            on_step(k, state)
+    updates, into_inputs = read_out(graph, values, state, algorithm, lin)
     if update_clamp is not None:
         updates = {k: u.clamp(-update_clamp, update_clamp) for k, u in updates.items()}
     return GraphRelaxation(values, state, updates, into_inputs, history)
@@ -276,41 +279,94 @@ def read_out(
     values: Mapping[str, Tensor],
     state: Mapping[str, Tensor],
     algorithm: Algorithm = Algorithm.PC,
-    parent_vjps: Mapping[str, Callable[[Tensor], tuple[Tensor, ...]]] | None = None,
+    lin: Linearisation | None = None,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Parameter descent directions and the messages into the clamped inputs for a relaxation
     ``state`` (e.g. one entry of ``GraphRelaxation.history``) at forward ``values``."""
+    lin = lin if lin is not None else Linearisation(graph, values)
     sign = 1.0 if algorithm is Algorithm.AR else -1.0
     updates = {k: torch.zeros_like(t) for k, t in graph.params.items()}
     into_inputs = {n: torch.zeros_like(values[n]) for n in graph.inputs}
     for v in graph.vertices:
-        args = [values[p].detach() for p in v.parents]
         if v.params:
-            _, param_vjp = vjp(lambda th, _v=v, _a=args: _v.fn(th, *_a),
-                               {k: graph.params[k].detach() for k in v.params})
-            (cotangent,) = param_vjp(state[v.name])
-            for k, g in cotangent.items():  # PC: +(df/dtheta)^T eps; AR: -(df/dtheta)^T x
-                updates[k] = updates[k] - sign * g
+            for k, g in lin.param_cotangent(v.name, state[v.name]).items():
+                updates[k] = updates[k] - sign * g  # PC: +(df/dtheta)^T eps; AR: -(...)^T x
         if any(p in into_inputs for p in v.parents):
-            if parent_vjps is not None:
-                msgs = parent_vjps[v.name](state[v.name])
-            else:
-                theta = {k: graph.params[k].detach() for k in v.params}
-                _, pv = vjp(lambda *ps, _v=v, _t=theta: _v.fn(_t, *ps), *args)
-                msgs = pv(state[v.name])
-            for p, m in zip(v.parents, msgs):
+            for p, m in zip(v.parents, lin.parent_messages(v.name, state[v.name])):
                 if p in into_inputs:
                     into_inputs[p] = into_inputs[p] + m
     return updates, into_inputs
 
-def _block_reverse(graph: Graph, state: dict[str, Tensor],
-                   parent_vjps: dict[str, Callable[[Tensor], tuple[Tensor, ...]]],
+
+class Linearisation:
+    """Every edge linearised once at the forward pass: per vertex, an autograd graph of
+    ``fn(theta, *parents)`` with fresh leaves, kept alive so each vector-Jacobian product is
+    one ``torch.autograd.grad`` call (the frozen Jacobians of the fixed-prediction
+    assumption; about 20x cheaper per call than ``torch.func.vjp`` on CPU)."""
+
+    def __init__(self, graph: Graph, values: Mapping[str, Tensor]) -> None:
+        self._out: dict[str, Tensor] = {}
+        self._parents: dict[str, list[Tensor]] = {}
+        self._params: dict[str, dict[str, Tensor]] = {}
+        with torch.enable_grad():
+            for v in graph.vertices:
+                parents = [values[p].detach().requires_grad_(True) for p in v.parents]
+                theta = {k: graph.params[k].detach().requires_grad_(True) for k in v.params}
+                self._out[v.name] = v.fn(theta, *parents)
+                self._parents[v.name], self._params[v.name] = parents, theta
+
+    def messages(self, names: list[str], states: Mapping[str, Tensor]) -> dict[str, list[Tensor]]:
+        """``parent_messages`` for many vertices in one autograd call (the vertices' graphs
+        are independent, so one backward pass computes them all)."""
+        names = [n for n in names if self._parents[n]]
+        if not names:
+            return {}
+        leaves = [x for n in names for x in self._parents[n]]
+        with torch.enable_grad():
+            grads = torch.autograd.grad([self._out[n] for n in names], leaves,
+                                        [states[n] for n in names], retain_graph=True,
+                                        allow_unused=True)
+        out: dict[str, list[Tensor]] = {}
+        i = 0
+        for n in names:
+            k = len(self._parents[n])
+            out[n] = [torch.zeros_like(x) if g is None else g
+                      for x, g in zip(self._parents[n], grads[i:i + k])]
+            i += k
+        return out
+
+    def parent_messages(self, name: str, s: Tensor) -> list[Tensor]:
+        """``J_{name<-p}^T s`` for each parent position of vertex ``name``."""
+        leaves = self._parents[name]
+        if not leaves:
+            return []
+        with torch.enable_grad():
+            grads = torch.autograd.grad(self._out[name], leaves, s, retain_graph=True,
+                                        allow_unused=True)
+        return [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)]
+
+    def param_cotangent(self, name: str, s: Tensor) -> dict[str, Tensor]:
+        """``(d fn / d theta)^T s`` for each parameter of vertex ``name``."""
+        theta = self._params[name]
+        if not theta:
+            return {}
+        with torch.enable_grad():
+            grads = torch.autograd.grad(self._out[name], list(theta.values()), s,
+                                        retain_graph=True, allow_unused=True)
+        return {k: torch.zeros_like(t) if g is None else g
+                for (k, t), g in zip(theta.items(), grads)}
+
+def _block_reverse(graph: Graph, state: dict[str, Tensor], lin: Linearisation,
                    zeros: dict[str, Tensor], rate: float, steps: int,
-                   history: list[dict[str, Tensor]] | None) -> dict[str, Tensor]:
-    """Relax block by block, last block first; see :class:`Schedule`."""
+                   history: list[dict[str, Tensor]] | None,
+                   on_step: Callable[[int, dict[str, Tensor]], None] | None,
+                   ) -> dict[str, Tensor]:
+    """Relax block by block, last block first; see :class:`Schedule`. ``on_step`` counts
+    inner iterations over all blocks."""
     out = graph.output
     blocks = sorted({v.block for v in graph.vertices}, reverse=True)
     state = dict(state)
+    count = 0
     for b in blocks:
         members = [v for v in graph.vertices if v.block == b and v.name != out]
         if not members:
@@ -320,17 +376,22 @@ def _block_reverse(graph: Graph, state: dict[str, Tensor],
         for v in graph.vertices:
             if v.name in inside or not any(p in inside for p in v.parents):
                 continue
-            for p, m in zip(v.parents, parent_vjps[v.name](state[v.name])):
+            for p, m in zip(v.parents, lin.parent_messages(v.name, state[v.name])):
                 if p in inside:
                     fixed[p] = fixed[p] + m
+        member_names = [v.name for v in members]
+        parents_of = {v.name: v.parents for v in members}
         for _ in range(steps):
             incoming = dict(fixed)
-            for v in members:
-                for p, m in zip(v.parents, parent_vjps[v.name](state[v.name])):
+            for name, msgs in lin.messages(member_names, state).items():
+                for p, m in zip(parents_of[name], msgs):
                     if p in inside:
                         incoming[p] = incoming[p] + m
             for n in inside:
                 state[n] = state[n] + rate * (incoming[n] - state[n])
+            count += 1
             if history is not None:
                 history.append(dict(state))
+            if on_step is not None:
+                on_step(count, state)
     return state
