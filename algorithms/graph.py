@@ -30,6 +30,7 @@ from torch import Tensor
 __all__ = [
     "Algorithm",
     "Graph",
+    "GraphModel",
     "GraphRelaxation",
     "Linearisation",
     "Loss",
@@ -395,3 +396,45 @@ def _block_reverse(graph: Graph, state: dict[str, Tensor], lin: Linearisation,
             if on_step is not None:
                 on_step(count, state)
     return state
+
+
+class GraphModel:
+    """A :class:`Graph` trained by SGD on updates from PC, AR or autograd backprop.
+
+    ``train_batch(inputs, target)`` relaxes (or back-propagates), then applies
+    ``theta += learning_rate * update`` for every parameter; it returns the batch loss at the
+    forward pass. ``algorithm=None`` is the backprop twin: same graph, loss and learning rate.
+    """
+
+    def __init__(self, graph: Graph, algorithm: Algorithm | None, *, loss: Loss = Loss.MSE_SUM,
+                 learning_rate: float = 1e-3, rate: float = 0.1, steps: int = 100,
+                 schedule: Schedule = Schedule.JACOBI, update_clamp: float | None = None) -> None:
+        if learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+        self.graph, self.algorithm, self.loss = graph, algorithm, loss
+        self.learning_rate, self.rate, self.steps = learning_rate, rate, steps
+        self.schedule, self.update_clamp = schedule, update_clamp
+
+    def updates(self, inputs: Mapping[str, Tensor], target: Tensor) -> dict[str, Tensor]:
+        """Descent directions for this batch (nothing is changed)."""
+        if self.algorithm is None:
+            grads, _ = autograd_gradients(self.graph, inputs, target, self.loss)
+            ups = {k: -g for k, g in grads.items()}
+            if self.update_clamp is not None:
+                ups = {k: u.clamp(-self.update_clamp, self.update_clamp) for k, u in ups.items()}
+            return ups
+        return relax_graph(self.graph, inputs, target, algorithm=self.algorithm, loss=self.loss,
+                           rate=self.rate, steps=self.steps, schedule=self.schedule,
+                           update_clamp=self.update_clamp).updates
+
+    def train_batch(self, inputs: Mapping[str, Tensor], target: Tensor) -> float:
+        with torch.no_grad():
+            value = float(loss_value(self.loss, self.predict(inputs), target))
+        for k, u in self.updates(inputs, target).items():
+            with torch.no_grad():
+                self.graph.params[k].add_(u, alpha=self.learning_rate)
+        return value
+
+    def predict(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        with torch.no_grad():
+            return self.graph.forward(inputs)[self.graph.output]

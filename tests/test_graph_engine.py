@@ -237,3 +237,24 @@ def test_block_schedule_beats_jacobi_at_a_fixed_budget_on_long_sequences():
         r = relax_graph(g, inputs, target, rate=0.5, steps=40, schedule=schedule)
         div[schedule] = sum(f.squared_divergence for f in compare(r.updates, gp).values())
     assert div[Schedule.BLOCK_REVERSE] < 1e-3 * div[Schedule.JACOBI]
+
+
+def test_graph_model_pc_training_tracks_backprop_on_an_rnn():
+    """Converged PC and the autograd twin take the same SGD steps on an unrolled RNN."""
+    from algorithms.graph import GraphModel
+    from algorithms.graph_models import rnn_graph
+
+    models = {}
+    for name, alg in (("pc", Algorithm.PC), ("bp", None)):
+        g = rnn_graph(3, 4, 5, 3, init_std=0.5, dtype=F64, seed=8)
+        models[name] = GraphModel(g, alg, learning_rate=0.05, rate=1.0, steps=1,
+                                  schedule=Schedule.BLOCK_REVERSE)
+    gen = torch.Generator().manual_seed(9)
+    for _ in range(3):
+        inputs = {"h0": torch.zeros(4, 5, dtype=F64),
+                  **{f"x{t}": torch.randn(4, 4, generator=gen, dtype=F64) for t in (1, 2, 3)}}
+        target = torch.rand(4, 3, generator=gen, dtype=F64)
+        assert models["pc"].train_batch(inputs, target) == pytest.approx(
+            models["bp"].train_batch(inputs, target), rel=1e-12)
+    for k, w in models["bp"].graph.params.items():
+        torch.testing.assert_close(models["pc"].graph.params[k], w, rtol=1e-10, atol=1e-13)
