@@ -10,7 +10,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 __all__ = ["Fidelity", "compare", "gradient_angle", "layer_fidelity", "relative_error",

@@ -1,4 +1,4 @@
-"""One training epoch of predictive coding vs one of backprop, measured side by side.
+"""One training epoch of PC, AR and the graph engine vs one of backprop, side by side.
 
     python -m benchmarks.pc_vs_backprop --data-dir ../shared/datasets [--json out.json]
 
@@ -7,14 +7,18 @@ weights and trains one epoch; the script prints wall time relative to backprop, 
 accuracy reached, and the cosine between each model's first-batch weight update and the
 backprop gradient (mean over layers). PC runs at 100 and 20 steps (rate 0.1) and at
 depth-many steps (L-1 = 2 hops from the output to the first hidden layer, rate 1.0), with and
-without the fixed-prediction assumption. Timings are wall clock on this machine, interleaved
-in one process, so their ratios are comparable; absolute seconds are not portable.
+without the fixed-prediction assumption; activation relaxation (AR) at the same budgets; and
+PC through the generic graph engine (``algorithms.graph``, autograd VJPs) at 100 steps. All
+share the loss ``1/2||y - T||^2`` and learning rate. Timings are wall clock on this machine,
+measured one after another in one process, so their ratios are comparable; absolute seconds
+are not portable.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -23,22 +27,47 @@ from pathlib import Path
 
 import torch
 
+from algorithms.ar import ActivationRelaxationNetwork
 from algorithms.backprop import BackpropNetwork, gradients
+from algorithms.fidelity import layer_fidelity
+from algorithms.graph import Algorithm, GraphModel, Loss
+from algorithms.graph_models import mlp_graph
 from algorithms.data import load_dataset, smooth_targets
-from algorithms.pc import PredictiveCodingNetwork, relax, weight_update
+from algorithms.pc import PredictiveCodingNetwork
 from algorithms.spec import Activation, PCSpec
 from algorithms.training import accuracy, train_epoch
 
 
-def cosine_to_backprop(spec: PCSpec, x0: torch.Tensor, target: torch.Tensor) -> float:
-    net = PredictiveCodingNetwork(spec)
-    with torch.no_grad():
-        r = relax(net.params, spec, x0, target)
-        up = weight_update(net.params, spec, r.x, r.forward)
-    bp = gradients(net.params, spec, x0, target)
-    cos = [torch.nn.functional.cosine_similarity(d.double().flatten(), -g.double().flatten(), dim=0).item()
-           for d, g in zip(up.weights, bp.weights)]
-    return sum(cos) / len(cos)
+class _GraphEpochModel:
+    """Adapts a GraphModel on the spec's MLP to the epoch loop's interface."""
+
+    def __init__(self, spec: PCSpec) -> None:
+        self.spec = spec
+        self.model = GraphModel(mlp_graph(spec), Algorithm.PC, loss=Loss.MSE_HALF,
+                                learning_rate=spec.learning_rate, rate=spec.inference_rate,
+                                steps=spec.inference_steps)
+
+    def train_batch(self, x0: torch.Tensor, target: torch.Tensor) -> float:
+        return self.model.train_batch({"x": x0}, target)
+
+    def predict(self, x0: torch.Tensor) -> torch.Tensor:
+        return self.model.predict({"x": x0})
+
+    def cosine(self, x0: torch.Tensor, target: torch.Tensor) -> float:
+        ups = self.model.updates({"x": x0}, target)
+        grads = gradients(PredictiveCodingNetwork(self.spec).params, self.spec, x0, target)
+        cos = [torch.nn.functional.cosine_similarity(ups[f"W{l}"].double().flatten(),
+                                                     -g.double().flatten(), dim=0).item()
+               for l, g in enumerate(grads.weights)]
+        return sum(cos) / len(cos)
+
+
+def cosine_to_backprop(model, x0: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean over layers of cos(update, -gradient) on one batch, at the initial weights."""
+    if isinstance(model, _GraphEpochModel):
+        return model.cosine(x0, target)
+    fids = layer_fidelity(model, x0, target)
+    return sum(math.cos(math.radians(f.angle_degrees)) for f in fids) / len(fids)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,32 +83,38 @@ def main(argv: list[str] | None = None) -> int:
     data = load_dataset(args.dataset, args.data_dir, split="thesis")
     base = PCSpec(sizes=(data.n_features, 300, 100, data.n_classes), activation=Activation.RELU)
     depth = base.n_layers - 1
-    configs = [
-        ("backprop", base, True),
-        ("PC, 100 steps, rate 0.1", base.replace(inference_steps=100), False),
-        ("PC, 20 steps, rate 0.1", base.replace(inference_steps=20), False),
-        (f"PC, {depth} steps, rate 1.0", base.replace(inference_steps=depth, inference_rate=1.0), False),
-        ("PC-FPA, 100 steps, rate 0.1", base.replace(inference_steps=100, fixed_predictions=True), False),
-        ("PC-FPA, 20 steps, rate 0.1", base.replace(inference_steps=20, fixed_predictions=True), False),
-        (f"PC-FPA, {depth} steps, rate 1.0",
-         base.replace(inference_steps=depth, inference_rate=1.0, fixed_predictions=True), False),
-    ]
+    fpa = dict(fixed_predictions=True)
+    budgets = [("100 steps, rate 0.1", dict(inference_steps=100)),
+               ("20 steps, rate 0.1", dict(inference_steps=20)),
+               (f"{depth} steps, rate 1.0", dict(inference_steps=depth, inference_rate=1.0))]
+
+    def ar(spec: PCSpec) -> ActivationRelaxationNetwork:
+        return ActivationRelaxationNetwork(spec, loss=Loss.MSE_HALF)
+
+    configs = [("backprop", base, BackpropNetwork)]
+    configs += [(f"PC, {b}", base.replace(**kw), PredictiveCodingNetwork) for b, kw in budgets]
+    configs += [(f"PC-FPA, {b}", base.replace(**kw, **fpa), PredictiveCodingNetwork)
+                for b, kw in budgets]
+    configs += [(f"AR, {b}", base.replace(**kw), ar) for b, kw in budgets]
+    configs.append(("graph-engine PC, 100 steps", base.replace(inference_steps=100),
+                    _GraphEpochModel))
     x0 = data.train_x[:64]
     target = smooth_targets(data.train_y[:64], data.n_classes, base.label_smoothing)
     rows = []
     print(f"{data.describe()}; sizes {base.sizes}; batch {base.batch_size}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"{platform.machine()}", flush=True)
-    for name, spec, is_bp in configs:
+    for name, spec, make in configs:
         times, acc = [], None
         for _ in range(args.repeats):
-            model = BackpropNetwork(spec) if is_bp else PredictiveCodingNetwork(spec)
+            model = make(spec)
             t0 = time.perf_counter()
             train_epoch(model, data, 1, progress=False)
             times.append(time.perf_counter() - t0)
             acc = accuracy(model, data.test_x, data.test_y)
         times.sort()
-        cos = 1.0 if is_bp else cosine_to_backprop(spec, x0, target)
+        is_bp = make is BackpropNetwork
+        cos = 1.0 if is_bp else cosine_to_backprop(make(spec), x0, target)
         rows.append({"model": name, "epoch_seconds": times[len(times) // 2],
                      "test_accuracy_after_1_epoch": acc, "update_cosine_to_backprop": cos,
                      "inference_steps": 0 if is_bp else spec.inference_steps,
@@ -87,12 +122,12 @@ def main(argv: list[str] | None = None) -> int:
                      "fixed_predictions": spec.fixed_predictions})
         print(f"  measured {name}: {rows[-1]['epoch_seconds']:.2f} s", file=sys.stderr, flush=True)
     bp_time = rows[0]["epoch_seconds"]
-    head = f"{'model':<30}{'s/epoch':>9}{'x backprop':>12}{'test acc':>10}{'cos(update, -grad)':>20}"
+    head = f"{'model':<34}{'s/epoch':>9}{'x backprop':>12}{'test acc':>10}{'cos(update, -grad)':>20}"
     print(head)
     print("-" * len(head))
     for r in rows:
         r["ratio_to_backprop"] = r["epoch_seconds"] / bp_time
-        print(f"{r['model']:<30}{r['epoch_seconds']:>9.2f}{r['ratio_to_backprop']:>12.1f}"
+        print(f"{r['model']:<34}{r['epoch_seconds']:>9.2f}{r['ratio_to_backprop']:>12.1f}"
               f"{100 * r['test_accuracy_after_1_epoch']:>9.2f}%{r['update_cosine_to_backprop']:>20.6f}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

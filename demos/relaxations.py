@@ -101,7 +101,7 @@ def print_table(results: list[RunResult], file: Any = sys.stdout) -> None:
     head = f"{'variant':<34}{'test acc (final)':>18}{'best':>8}{'train':>8}{'s/epoch':>9}  status"
     print(head, file=file)
     print("-" * len(head), file=file)
-    for name, s in summary.items():
+    for s in summary.values():
         statuses = sorted({r["status"] for r in s["runs"]})
         if s["final_test_accuracy_mean"] is None:
             print(f"{s['label']:<34}{'-':>18}{'-':>8}{'-':>8}{'-':>9}  {','.join(statuses)}",

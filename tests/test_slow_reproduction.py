@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from algorithms.data import load_dataset
 from algorithms.spec import PCSpec

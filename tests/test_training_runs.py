@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-import torch
 
 from algorithms.data import load_dataset
 from algorithms.spec import PCSpec
