@@ -6,6 +6,12 @@
   ``<data_dir>/<name>/``, where ``data_dir`` is an argument or ``$PREDICTIVE_CIRCUITS_DATA``.
   Every file is checked against its published MD5 (of the uncompressed bytes), so a corrupt
   or truncated file raises :class:`DataError`, never returns a wrong array.
+* ``cifar10`` (the python batches, extracted in ``<data_dir>/cifar10/cifar-10-batches-py/`` or
+  as the ``cifar-10-python.tar.gz`` archive, read without extracting) and ``svhn``
+  (``train_32x32.mat``, ``test_32x32.mat`` in ``<data_dir>/svhn/``), each file checked
+  against its published MD5 before it is parsed; images flattened channel-first (3072).
+  These are not available offline here; the loaders serve users who have the files.
+* :func:`pad_images` zero-pads 28x28 sets to 32x32 for the CNN experiments.
 
 This module never writes files: downloading lives in ``demos/download.py``
 (``python -m demos.download mnist``), which uses :data:`DATASETS` for URLs and checksums.
@@ -37,6 +43,7 @@ __all__ = [
     "load_dataset",
     "read_idx",
     "resolve_data_dir",
+    "pad_images",
     "smooth_targets",
 ]
 
@@ -103,9 +110,23 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+CIFAR10_FILES = {  # the python version's batches: name -> MD5 (published with the data set)
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+SVHN_FILES = {"train": ("train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
+              "test": ("test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3")}
+
+
 def dataset_names() -> tuple[str, ...]:
     """Every name :func:`load_dataset` accepts."""
-    return ("digits", *DATASETS)
+    return ("digits", *DATASETS, "cifar10", "svhn")
 
 
 @dataclass(frozen=True)
@@ -124,6 +145,7 @@ class Dataset:
     test_y: Tensor
     image_shape: tuple[int, int]
     classes: tuple[str, ...]
+    channels: int = 1
 
     @property
     def n_features(self) -> int:
@@ -264,6 +286,12 @@ def load_dataset(
         raise ValueError(f"split must be 'full' or 'thesis', got {split!r}")
     if name == "digits":
         return _load_digits()
+    if name in ("cifar10", "svhn"):
+        folder = resolve_data_dir(data_dir)
+        if folder is None:
+            raise DatasetNotFoundError(f"no data directory for {name!r}: pass data_dir "
+                                       f"(--data-dir) or set ${DATA_ENV}")
+        return _load_cifar10(folder / "cifar10") if name == "cifar10" else _load_svhn(folder / "svhn")
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(dataset_names())}")
     return _load_idx_dataset(DATASETS[name], resolve_data_dir(data_dir), split)
@@ -281,3 +309,89 @@ def smooth_targets(labels: Tensor, n_classes: int, off_value: float,
     t = torch.full((len(labels), n_classes), off_value, dtype=dtype)
     t[torch.arange(len(labels)), labels] = 1.0
     return t
+
+
+def _checked(raw: bytes, md5: str, where: str) -> bytes:
+    digest = hashlib.md5(raw).hexdigest()
+    if digest != md5:
+        raise DataError(f"{where}: MD5 {digest} does not match the published {md5} (corrupt "
+                        "or different file); delete it and fetch it again")
+    return raw
+
+
+def _load_cifar10(folder: Path, files: dict[str, str] = CIFAR10_FILES) -> Dataset:
+    """CIFAR-10 from ``folder/cifar-10-batches-py/`` or ``folder/cifar-10-python.tar.gz``."""
+    import pickle
+    import tarfile
+
+    extracted = folder / "cifar-10-batches-py"
+    archive = folder / "cifar-10-python.tar.gz"
+    raws: dict[str, bytes] = {}
+    if extracted.is_dir():
+        for name, md5 in files.items():
+            path = extracted / name
+            if not path.is_file():
+                raise DatasetNotFoundError(f"cifar10: missing {path}")
+            raws[name] = _checked(path.read_bytes(), md5, str(path))
+    elif archive.is_file():
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                for name, md5 in files.items():
+                    member = tar.extractfile(f"cifar-10-batches-py/{name}")
+                    if member is None:
+                        raise DataError(f"{archive}: no member cifar-10-batches-py/{name}")
+                    raws[name] = _checked(member.read(), md5, f"{archive}:{name}")
+        except (tarfile.TarError, KeyError, OSError, EOFError) as exc:
+            raise DataError(f"{archive}: cannot be read ({exc})") from exc
+    else:
+        raise DatasetNotFoundError(
+            f"cifar10: put the python version's batches in {extracted} or the archive "
+            f"cifar-10-python.tar.gz in {folder}")
+
+    def batch(name: str) -> tuple[np.ndarray, np.ndarray]:
+        d = pickle.loads(raws[name], encoding="bytes")  # MD5-verified above
+        return (np.asarray(d[b"data"], dtype=np.uint8),
+                np.asarray(d[b"labels"], dtype=np.int64))
+
+    train = [batch(n) for n in files if n.startswith("data_batch")]
+    test_x, test_y = batch("test_batch")
+    train_x = np.concatenate([b[0] for b in train])
+    train_y = np.concatenate([b[1] for b in train])
+    return Dataset("cifar10", torch.from_numpy(train_x.astype(np.float32) / 255.0),
+                   torch.from_numpy(train_y), torch.from_numpy(test_x.astype(np.float32) / 255.0),
+                   torch.from_numpy(test_y), (32, 32), CIFAR10_CLASSES, channels=3)
+
+
+def _load_svhn(folder: Path, files: dict[str, tuple[str, str]] = SVHN_FILES) -> Dataset:
+    """SVHN cropped digits (``*_32x32.mat``); label 10 means digit 0."""
+    import io as _io
+
+    from scipy.io import loadmat
+
+    arrays = {}
+    for split, (name, md5) in files.items():
+        path = folder / name
+        if not path.is_file():
+            raise DatasetNotFoundError(f"svhn: missing {path}")
+        mat = loadmat(_io.BytesIO(_checked(path.read_bytes(), md5, str(path))))
+        x = np.transpose(mat["X"], (3, 2, 0, 1)).reshape(mat["X"].shape[3], -1)  # N,C,H,W
+        y = mat["y"].reshape(-1).astype(np.int64) % 10
+        arrays[split] = (torch.from_numpy(x.astype(np.float32) / 255.0), torch.from_numpy(y))
+    return Dataset("svhn", *arrays["train"], *arrays["test"], (32, 32), _DIGIT_CLASSES,
+                   channels=3)
+
+
+def pad_images(data: Dataset, size: int = 32) -> Dataset:
+    """Zero-pad every image symmetrically to ``size x size`` (MNIST 28x28 -> 32x32)."""
+    h, w = data.image_shape
+    if size < h or size < w:
+        raise ValueError(f"cannot pad {h}x{w} images to {size}x{size}")
+    top, left = (size - h) // 2, (size - w) // 2
+
+    def pad(x: Tensor) -> Tensor:
+        imgs = x.reshape(len(x), data.channels, h, w)
+        out = torch.nn.functional.pad(imgs, (left, size - w - left, top, size - h - top))
+        return out.reshape(len(x), -1)
+
+    return Dataset(f"{data.name}-{size}", pad(data.train_x), data.train_y, pad(data.test_x),
+                   data.test_y, (size, size), data.classes, data.channels)

@@ -147,3 +147,60 @@ def test_smooth_targets():
     torch.testing.assert_close(t, expected)
     with pytest.raises(ValueError, match="labels must lie"):
         smooth_targets(torch.tensor([4]), 4, 0.1)
+
+
+def test_cifar10_loader_parses_and_verifies(tmp_path):
+    import pickle
+
+    from algorithms.data import _load_cifar10
+
+    folder = tmp_path / "cifar10" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    files = {}
+    for name in ("data_batch_1", "test_batch"):
+        raw = pickle.dumps({b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8),
+                            b"labels": [1, 2, 3, 9]})
+        (folder / name).write_bytes(raw)
+        files[name] = hashlib.md5(raw).hexdigest()
+    d = _load_cifar10(tmp_path / "cifar10", files)
+    assert d.train_x.shape == (4, 3072) and d.channels == 3 and d.test_y.tolist() == [1, 2, 3, 9]
+    assert float(d.train_x.max()) <= 1.0
+    with pytest.raises(DataError, match="MD5"):
+        _load_cifar10(tmp_path / "cifar10")  # the real published checksums do not match
+    with pytest.raises(DatasetNotFoundError, match="cifar-10-python.tar.gz"):
+        _load_cifar10(tmp_path / "nowhere")
+
+
+def test_svhn_loader_maps_label_ten_to_zero(tmp_path):
+    from scipy.io import savemat
+
+    from algorithms.data import _load_svhn
+
+    folder = tmp_path / "svhn"
+    folder.mkdir()
+    files = {}
+    for split in ("train", "test"):
+        x = np.zeros((32, 32, 3, 2), dtype=np.uint8)
+        x[0, 1, 2, 1] = 255  # row 0, col 1, channel 2 of sample 1
+        savemat(folder / f"{split}.mat", {"X": x, "y": np.array([[10], [3]])})
+        files[split] = (f"{split}.mat", hashlib.md5((folder / f"{split}.mat").read_bytes()).hexdigest())
+    d = _load_svhn(folder, files)
+    assert d.train_y.tolist() == [0, 3]
+    img = d.train_x[1].reshape(3, 32, 32)
+    assert float(img[2, 0, 1]) == 1.0 and float(img.sum()) == 1.0
+    with pytest.raises(DataError, match="MD5"):
+        _load_svhn(folder, {"train": ("train.mat", "0" * 32), "test": files["test"]})
+
+
+def test_pad_images_centres_the_digit():
+    from algorithms.data import pad_images
+
+    d = load_dataset("digits")
+    p = pad_images(d, 12)
+    assert p.train_x.shape == (len(d.train_y), 144) and p.image_shape == (12, 12)
+    img = p.train_x[0].reshape(12, 12)
+    torch.testing.assert_close(img[2:10, 2:10], d.train_x[0].reshape(8, 8))
+    assert float(img.sum()) == pytest.approx(float(d.train_x[0].sum()))
+    with pytest.raises(ValueError, match="cannot pad"):
+        pad_images(d, 4)
