@@ -17,14 +17,13 @@ shared :class:`~algorithms.spec.Relaxations`: ``backward``, ``derivative`` and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from .graph import Loss, Schedule, loss_gradient, loss_value
-from .pc import (Forward, PCParams, PCUpdate, apply_update, check_batch, feedforward, init_params,
-                 load_named_tensors)
+from .pc import (Forward, LayeredModel, PCParams, PCUpdate, apply_update, check_batch,
+                 feedforward, init_params)
 from .spec import BackwardPathway, BatchReduction, DerivativeUse, PassValue, PCSpec
 
 __all__ = ["ARRelaxation", "ActivationRelaxationNetwork", "ar_relax", "ar_step", "ar_update",
@@ -130,7 +129,7 @@ def ar_update(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward) -> 
     return PCUpdate(dW, db, dB, [None] * (spec.n_layers + 1))
 
 
-class ActivationRelaxationNetwork:
+class ActivationRelaxationNetwork(LayeredModel):
     """Stateful AR wrapper with the same surface as the PC network and its backprop twin.
 
     ``train_batch`` returns the batch's summed loss (before the update)."""
@@ -144,33 +143,24 @@ class ActivationRelaxationNetwork:
         self.params = params if params is not None else init_params(spec)
 
     def _relax(self, x0: Tensor, target: Tensor) -> ARRelaxation:
-        x0, target = check_batch(self.spec, x0, target)
-        assert target is not None
+        """Relax on a batch already validated by ``check_batch``."""
         with torch.no_grad():
             return ar_relax(self.params, self.spec, x0, target, loss=self.loss,
                             schedule=self.schedule, init_from_forward=self.init_from_forward)
 
     def updates(self, x0: Tensor, target: Tensor) -> PCUpdate:
         """The descent directions one training step would apply (nothing is changed)."""
-        r = self._relax(x0, target)
+        x0, t = check_batch(self.spec, x0, target)
+        assert t is not None
+        r = self._relax(x0, t)
         with torch.no_grad():
             return ar_update(self.params, self.spec, r.x, r.forward)
 
     def train_batch(self, x0: Tensor, target: Tensor) -> float:
-        r = self._relax(x0, target)
+        x0, t = check_batch(self.spec, x0, target)
+        assert t is not None
+        r = self._relax(x0, t)
         with torch.no_grad():
-            y, t = r.forward.values[-1], check_batch(self.spec, x0, target)[1]
-            value = float(loss_value(self.loss, y, t))
+            value = float(loss_value(self.loss, r.forward.values[-1], t))
             apply_update(self.params, self.spec, ar_update(self.params, self.spec, r.x, r.forward))
         return value
-
-    def predict(self, x0: Tensor) -> Tensor:
-        x0, _ = check_batch(self.spec, x0)
-        with torch.no_grad():
-            return feedforward(self.params, self.spec, x0).values[-1]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"params": {k: v.clone() for k, v in self.params.tensors().items()}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_named_tensors(self.params, state["params"])

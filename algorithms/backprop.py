@@ -9,13 +9,11 @@ and the oracle the PC rules are tested against.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
 from .graph import Loss, per_sample_loss
-from .pc import PCParams, check_batch, feedforward, init_params, load_named_tensors
+from .pc import LayeredModel, PCParams, check_batch, feedforward, init_params
 from .spec import BatchReduction, PCSpec
 
 __all__ = ["BackpropNetwork", "loss", "gradients"]
@@ -44,7 +42,7 @@ def gradients(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor,
     return PCParams(gw, gb, [None] * len(gw), [None] * (len(gw) + 1))
 
 
-class BackpropNetwork:
+class BackpropNetwork(LayeredModel):
     """SGD with autograd on the same architecture; ``train_batch`` returns the batch's summed
     loss before the update (the analogue of the PC energy)."""
 
@@ -72,14 +70,3 @@ class BackpropNetwork:
                     g = g.clamp(-c, c)
                 theta.add_(g, alpha=-eta)
         return value
-
-    def predict(self, x0: Tensor) -> Tensor:
-        x0, _ = check_batch(self.spec, x0)
-        with torch.no_grad():
-            return feedforward(self.params, self.spec, x0).values[-1]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"params": {k: v.clone() for k, v in self.params.tensors().items()}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_named_tensors(self.params, state["params"])

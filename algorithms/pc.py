@@ -44,6 +44,7 @@ from .spec import (
 
 __all__ = [
     "Forward",
+    "LayeredModel",
     "PCParams",
     "PCUpdate",
     "PredictiveCodingNetwork",
@@ -407,8 +408,28 @@ def _as_matrix(t: Any, width: int, what: str, dtype: torch.dtype) -> Tensor:
     return t.to(dtype)
 
 
-# --------------------------------------------------------------------------- the wrapper
-class PredictiveCodingNetwork:
+# --------------------------------------------------------------------------- the wrappers
+class LayeredModel:
+    """What every layered model shares: ``spec``, ``params``, the feedforward prediction and
+    (de)serialisation of the weights. PC, AR and the backprop twin build on it."""
+
+    spec: PCSpec
+    params: PCParams
+
+    def predict(self, x0: Tensor) -> Tensor:
+        """Output-layer prediction of the feedforward pass (``B x n_L``)."""
+        x0, _ = check_batch(self.spec, x0)
+        with torch.no_grad():
+            return feedforward(self.params, self.spec, x0).values[-1]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"params": {k: v.clone() for k, v in self.params.tensors().items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        load_named_tensors(self.params, state["params"])
+
+
+class PredictiveCodingNetwork(LayeredModel):
     """Stateful wrapper: params plus the generator for random hidden initialisation.
 
     ``train_batch`` = relax, then one weight update; ``predict`` = the feedforward pass.
@@ -445,16 +466,9 @@ class PredictiveCodingNetwork:
         with torch.no_grad():
             return weight_update(self.params, self.spec, r.x, r.forward)
 
-    def predict(self, x0: Tensor) -> Tensor:
-        """Output-layer prediction of the feedforward pass (``B x n_L``)."""
-        x0, _ = check_batch(self.spec, x0)
-        with torch.no_grad():
-            return feedforward(self.params, self.spec, x0).values[-1]
-
     def state_dict(self) -> dict[str, Any]:
-        return {"params": {k: v.clone() for k, v in self.params.tensors().items()},
-                "generator": self.generator.get_state()}
+        return {**super().state_dict(), "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_named_tensors(self.params, state["params"])
+        super().load_state_dict(state)
         self.generator.set_state(state["generator"])

@@ -262,3 +262,25 @@ def write_probes(path: Path, results: Iterable[RunResult]) -> None:
     lines = [",".join(columns)]
     lines += [",".join(_fmt(row.get(c, "")) for c in columns) for row in rows]
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def prepare_out(out: Path, fresh: bool) -> None:
+    """Create ``out``; with ``fresh``, delete its checkpoints first (no resuming)."""
+    if fresh and (out / "checkpoints").exists():
+        for f in (out / "checkpoints").glob("*.pt"):
+            f.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def run_meta(module: str, argv: list[str] | None, data: Dataset, epochs: int, base: PCSpec,
+             **extra: Any) -> dict[str, Any]:
+    """The provenance block of summary.json: exact command, data, spec, threads, platform."""
+    import platform
+    import shlex
+    import sys
+
+    return {"command": f"python -m {module} "
+                       + shlex.join(argv if argv is not None else sys.argv[1:]),
+            "dataset": data.describe(), "epochs": epochs, **extra, "spec": base.to_dict(),
+            "torch_threads": torch.get_num_threads(),
+            "platform": f"{platform.machine()} {platform.python_version()} torch {torch.__version__}"}

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -30,7 +28,7 @@ from algorithms.graph import Loss
 from algorithms.spec import PCSpec, SpecError
 from algorithms.variants import ARVariant
 
-from ._runs import RunResult, run_all
+from ._runs import RunResult, prepare_out, run_all, run_meta
 
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion-mnist": 10}
 
@@ -120,19 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out: Path = args.out
-    if args.fresh and (out / "checkpoints").exists():
-        for f in (out / "checkpoints").glob("*.pt"):
-            f.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out, args.fresh)
     variants = (list(ARVariant) if "all" in args.variants
                 else [ARVariant(v) for v in dict.fromkeys(args.variants)])
     results = [RunResult(data.name, args.activation, v, s) for v in variants
                for s in range(args.seeds)]
-    meta = {"command": "python -m demos.activation_relaxation "
-                       + shlex.join(argv if argv is not None else sys.argv[1:]),
-            "dataset": data.describe(), "epochs": epochs, "loss": Loss.MSE_SUM.value,
-            "spec": base.to_dict(), "torch_threads": torch.get_num_threads(),
-            "platform": f"{platform.machine()} {platform.python_version()} torch {torch.__version__}"}
+    meta = run_meta("demos.activation_relaxation", argv, data, epochs, base,
+                    loss=Loss.MSE_SUM.value)
     print(f"{data.describe()}; sizes {base.sizes}; {args.activation}; {epochs} epochs; "
           f"{len(variants)} variants x {args.seeds} seed(s) -> {out}")
     t0 = time.perf_counter()

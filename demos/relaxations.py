@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -24,7 +22,7 @@ from algorithms.data import DatasetNotFoundError, DataError, dataset_names, load
 from algorithms.spec import PCSpec, SpecError
 from algorithms.variants import Variant
 
-from ._runs import RunResult, run_all, summarise
+from ._runs import RunResult, prepare_out, run_all, run_meta, summarise
 
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion-mnist": 10}
 
@@ -147,23 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out: Path = args.out
-    if args.fresh and (out / "checkpoints").exists():
-        for f in (out / "checkpoints").glob("*.pt"):
-            f.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out, args.fresh)
     variants = selected_variants(args.variants)
     results = [RunResult(data.name, args.activation, v, seed)
                for v in variants for seed in range(args.seeds)]
-    meta = {
-        "command": "python -m demos.relaxations " + shlex.join(argv if argv is not None
-                                                                else sys.argv[1:]),
-        "dataset": data.describe(),
-        "split": args.split if data.name != "digits" else "fixed 80/20 (seed 0)",
-        "epochs": epochs,
-        "spec": base.to_dict(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": f"{platform.machine()} {platform.python_version()} torch {torch.__version__}",
-    }
+    meta = run_meta("demos.relaxations", argv, data, epochs, base,
+                    split=args.split if data.name != "digits" else "fixed 80/20 (seed 0)")
     print(f"{data.describe()}; sizes {base.sizes}; {args.activation}; {epochs} epochs; "
           f"{len(variants)} variants x {args.seeds} seed(s) -> {out}")
 
