@@ -77,7 +77,7 @@ class Algorithm(Enum):
 @dataclass(frozen=True)
 class Vertex:
     """``name = fn(params, *parents)`` where ``params`` maps the names in ``params`` to
-    tensors. The function must be pure torch (it is linearised with ``torch.func.vjp``).
+    tensors. The function must be pure torch (it is linearised through autograd, see :class:`Linearisation`).
     ``block`` groups vertices for the block schedule (a time step of an unrolled RNN)."""
 
     name: str
