@@ -1,0 +1,150 @@
+"""Activation relaxation (thesis 6.4) as a Brian2 circuit: one population per layer.
+
+==============  ===============  =============================================================
+object          pre -> post      role, and the plasticity written in its model
+==============  ===============  =============================================================
+``X0``          input            clamped to the image
+``X{l}``        activity units   ``x`` settles to ``f(a)`` (latched as ``xbar``, ``abar``),
+                                 then relaxes to the adjoint; ``XL`` holds ``dL/dxbar_L``
+``W{l}``        X_l -> X_{l+1}   forward ``a_in = W xbar`` and ``acur_in = W x``; learning
+                                 ``dW += -hx_learn_post * pre_pre`` (``pre = xbar``, or ``x``
+                                 under R8); under weight transport it also sends the
+                                 activity down: ``fb_pre = w hx_post``
+``B{l}``        X_{l+1} -> X_l   separate backward weights (fixed random or learned:
+                                 ``dB += -hx_learn_pre * pre_post``)
+==============  ===============  =============================================================
+
+The relaxations are the shared :class:`~algorithms.spec.Relaxations` (backward pathway,
+derivative use, forward-pass options R5-R8); the schedule is Jacobi (see
+:mod:`circuits.drive`). Checked against :mod:`algorithms.ar` in ``tests/test_circuits.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import brian2 as b2
+import numpy as np
+import torch
+
+from algorithms.ar import check_ar_spec
+from algorithms.graph import Loss
+from algorithms.pc import PCParams, init_params
+from algorithms.spec import BackwardPathway, BatchReduction, DerivativeUse, PassValue, PCSpec
+
+from . import equations as eq
+from .base import Circuit, all_to_all, plasticity_code
+from .drive import ORDER_CLAMPED, STEP, CircuitError, Kernel, Phases, Target, order_summed
+
+__all__ = ["ARCircuit", "build_ar_circuit"]
+
+_GRADIENT = {Loss.MSE_SUM: "2 * ({y} - target)", Loss.MSE_HALF: "({y} - target)"}
+
+
+@dataclass
+class ARCircuit(Circuit):
+    """An activation-relaxation circuit: ``values[l]`` is ``X{l}`` (``l = 0..L``)."""
+
+    loss: Loss = Loss.MSE_SUM
+
+    def relax(self, x: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor
+              ) -> dict[str, np.ndarray]:
+        """Relax every sample without learning; returns ``x{l}`` for ``l = 1..L`` (the
+        relaxed activities, ``n x n_l``; ``x{L}`` is the clamped loss gradient)."""
+        L = self.spec.n_layers
+        mons = self.relaxed_monitors({f"X{l}": ("x",) for l in range(1, L + 1)})
+        self.run(x, target, learn=False, monitors=mons)
+        return {f"x{l}": np.asarray(mons[f"X{l}"].x).T[1:].copy() for l in range(1, L + 1)}
+
+    def predict(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
+        """The feedforward output ``f(a_L)`` latched by the output units (``n x n_L``)."""
+        ph = Phases(self.phases.settle, 0)
+        L = self.spec.n_layers
+        mons = self.relaxed_monitors({f"X{L}": ("xbar",)}, ph)
+        self.run(x, None, learn=False, phases=ph, monitors=mons)
+        return np.asarray(mons[f"X{L}"].xbar).T[1:].copy()
+
+
+def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
+                     loss: Loss = Loss.MSE_SUM, init_from_forward: bool = True,
+                     target: Target = Target.CYTHON, kernel: Kernel = Kernel.BRIAN2,
+                     name: str = "ar") -> ARCircuit:
+    """Build the AR circuit of ``spec`` (relaxations as in :mod:`algorithms.ar`) with
+    ``params`` (default ``init_params(spec)``), output clamped at ``dL/dy`` of ``loss``."""
+    check_ar_spec(spec)
+    if spec.batch_reduction is not BatchReduction.SUM:
+        raise CircuitError("batch_reduction: the circuit implements SUM only")
+    if loss not in _GRADIENT:
+        raise CircuitError(f"loss: the circuit clamps the output at a local gradient "
+                           f"(MSE_SUM or MSE_HALF); {loss.name} needs a softmax across units")
+    if kernel is not Kernel.BRIAN2:
+        raise CircuitError("kernel: the AR circuit has Brian2 synapses only (numba kernels "
+                           "are implemented for the PC circuit)")
+    if not isinstance(target, Target):
+        raise CircuitError(f"target: must be a Target, got {target!r}")
+    r, fp = spec.relaxations, spec.relaxations.forward_pass
+    L, sizes = spec.n_layers, spec.sizes
+    phases = Phases(settle=L, relax=spec.inference_steps)
+    clock = b2.Clock(dt=STEP, name=f"{name}_clock")
+    learn_dt = phases.period * STEP
+
+    def gain(l: int, which: PassValue, dropped: bool) -> str:
+        if dropped:
+            return "1.0"
+        df = eq.DF[spec.activation_of(l)]
+        return df.format(a="abar" if which is PassValue.FROZEN else "acur")
+
+    groups: list[b2.NeuronGroup] = [b2.NeuronGroup(sizes[0], eq.AR_INPUT, method="euler",
+                                                   clock=clock, order=ORDER_CLAMPED,
+                                                   name=f"{name}_X0")]
+    for l in range(1, L + 1):
+        f = eq.F[spec.activation_of(l)].format(a="a")
+        out = l == L
+        model = eq.AR_UNIT.format(
+            relax_term="0 / step" if out else "relaxing(t) * (fb - x) / tau_v",
+            x_settle=(_GRADIENT[loss].format(y=f) if out else (f if init_from_forward else "0")),
+            f=f,
+            h=gain(l, fp.gain_in_relaxation, r.derivative is not DerivativeUse.KEPT),
+            h_learn=gain(l, fp.gain_in_update, r.derivative is DerivativeUse.DROPPED_EVERYWHERE),
+            extra="target = y_in(t, i) : 1" if out else "")
+        g = b2.NeuronGroup(sizes[l], model, method="euler", clock=clock, order=0,
+                           name=f"{name}_X{l}")
+        if spec.use_bias:
+            g.run_regularly(
+                "b_acc += acc_gate(t) * (-hx_learn)\n"
+                "b = b + apply_gate(t) * eta * clip(b_acc, -clamp, clamp)\n"
+                "b_acc = b_acc * (1 - apply_gate(t))",
+                dt=learn_dt, when="start", order=-2, name=f"{name}_X{l}_learn")
+        groups.append(g)
+
+    pathways: dict[str, b2.Synapses] = {}
+
+    def synapses(key: str, pre: b2.NeuronGroup, post: b2.NeuronGroup, model: str,
+                 learn: str | None) -> None:
+        s = b2.Synapses(pre, post, model, clock=clock, name=f"{name}_{key}")
+        i, j = all_to_all(len(pre), len(post))
+        s.connect(i=i, j=j)
+        order_summed(s)
+        if learn is not None:
+            s.run_regularly(plasticity_code(learn, True), dt=learn_dt, when="start", order=-3,
+                            name=f"{name}_{key}_learn")
+        pathways[key] = s
+
+    for l in range(L):
+        pre = "xbar" if (l == 0 or fp.presynaptic_in_update is PassValue.FROZEN) else "x"
+        model = ("w : 1\ndw_acc : 1\na_in_post = w * xbar_pre : 1 (summed)\n"
+                 "acur_in_post = w * x_pre : 1 (summed)")
+        if r.backward is BackwardPathway.TRANSPOSE and l >= 1:
+            model += "\nfb_pre = w * hx_post : 1 (summed)"
+        synapses(f"W{l}", groups[l], groups[l + 1], model, f"-hx_learn_post * {pre}_pre")
+        if r.has_backward_weights and l >= 1:
+            learned = r.backward is BackwardPathway.LEARNED
+            synapses(f"B{l}", groups[l + 1], groups[l],
+                     "w : 1\ndw_acc : 1\nfb_post = w * hx_pre : 1 (summed)",
+                     f"-hx_learn_pre * {pre}_post" if learned else None)
+
+    net = b2.Network(*groups, *pathways.values(), name=f"{name}_network")
+    circuit = ARCircuit(spec, net, groups, [None, *groups[1:]], pathways, phases, target,
+                        kernel, loss=loss)
+    circuit.set_params(params if params is not None else init_params(spec))
+    return circuit

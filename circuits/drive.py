@@ -1,0 +1,160 @@
+"""How a circuit is driven through many samples inside one Brian2 ``run()``.
+
+One sample occupies ``period = settle + relax + 1`` time steps of length :data:`STEP`:
+
+====================  ======================================================================
+steps                 what happens
+====================  ======================================================================
+``settle``            the feedforward sweep: value neurons copy their predictions, one
+                      layer per step (``L - 1`` steps reach the top hidden layer)
+``relax``             ``T`` Jacobi inference steps (``tau_v = STEP / gamma``)
+1 (*hold*)            nothing moves; every summed input is recomputed at the relaxed values
+====================  ======================================================================
+
+Learning for sample ``k`` runs at the ``start`` slot of the first step of sample ``k + 1``
+(``t = (k + 1) * period``), before anything of the new sample has been computed: each
+plastic synapse adds its local product to ``dw_acc``; at the end of a batch it applies
+``w <- w (1 - eta lambda) + eta clip(dw_acc)`` and clears ``dw_acc``. A run of ``n`` samples
+therefore lasts ``n * period + 1`` steps; the last step is a pure hold. Clamped inputs follow
+their ``TimedArray`` in the ``groups`` slot, so the learning step still sees the previous
+sample's input and label.
+
+Brian2's schedule in one step (``when='groups'`` unless stated; ties never matter):
+
+=====  ====================================================================================
+order  objects
+=====  ====================================================================================
+start  learning (``run_regularly`` every ``period``, order -3 synapses, -2 biases); the
+       relaxed-state monitors (order -20) read the state before it
+-40    clamped value groups take the new sample's data
+-30    summed inputs of error neurons (PC) or forward inputs (AR): read value states only
+-20    summed inputs of value neurons (bottom-up errors, own error, prediction): read the
+       error subexpressions, computed from the -30 sums of this step
+0      value-neuron state updates (Euler)
+=====  ====================================================================================
+
+So every quantity in a step is computed from the values at the start of the step: exactly the
+Jacobi iteration of :func:`algorithms.pc.inference_step` and :func:`algorithms.ar.ar_step`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+
+import brian2 as b2
+import numpy as np
+
+__all__ = ["CircuitError", "Kernel", "Phases", "STEP", "Target", "drive_namespace",
+           "gate_arrays", "order_summed", "codegen_target"]
+
+STEP = 0.1 * b2.ms
+"""One inference iteration in simulated time."""
+
+ORDER_CLAMPED = -40
+ORDER_STAGE1 = -30
+ORDER_STAGE2 = -20
+ORDER_MONITOR = -20
+
+
+class CircuitError(ValueError):
+    """A spec, option or input the circuit backend cannot build or run."""
+
+
+class Target(Enum):
+    """Brian2 code-generation target."""
+
+    NUMPY = "numpy"
+    CYTHON = "cython"
+    CPP_STANDALONE = "cpp_standalone"
+
+
+class Kernel(Enum):
+    """How dense pathways are computed: Brian2 ``Synapses`` with summed variables (runs on
+    every target), or numba kernels in ``NetworkOperation``s (runtime targets only; 3-10x
+    faster on wide layers)."""
+
+    BRIAN2 = "brian2"
+    NUMBA = "numba"
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Steps per sample: ``settle`` (feedforward sweep), ``relax`` (inference), one hold."""
+
+    settle: int
+    relax: int
+
+    @property
+    def period(self) -> int:
+        return self.settle + self.relax + 1
+
+    def arrays(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``settling`` and ``relaxing`` gates per step for ``n`` samples (+1 final hold)."""
+        one = np.zeros(self.period)
+        settling, relaxing = one.copy(), one.copy()
+        settling[: self.settle] = 1.0
+        relaxing[self.settle: self.settle + self.relax] = 1.0
+        return (np.append(np.tile(settling, n), 0.0), np.append(np.tile(relaxing, n), 0.0))
+
+
+def gate_arrays(n: int, batch_size: int, learn: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample-boundary gates (index ``m`` = start of sample ``m``; ``m = n`` is the end):
+    accumulate the update of sample ``m - 1``, and apply the batch at batch ends."""
+    acc = np.zeros(n + 1)
+    apply = np.zeros(n + 1)
+    if learn:
+        acc[1:] = 1.0
+        m = np.arange(n + 1)
+        apply[(m > 0) & ((m % batch_size == 0) | (m == n))] = 1.0
+    return acc, apply
+
+
+def drive_namespace(phases: Phases, inputs: dict[str, np.ndarray], *, acc: np.ndarray,
+                    apply: np.ndarray, learn_period: int) -> dict[str, object]:
+    """The run namespace: phase gates per step, learning gates per ``learn_period`` steps
+    (``acc``/``apply``, from :func:`gate_arrays`) and one ``TimedArray`` per clamped
+    population (``inputs[name]``: ``n x width``; its last row is repeated for the final
+    hold step)."""
+    n = next(iter(inputs.values())).shape[0]
+    settling, relaxing = phases.arrays(n)
+    period = phases.period * STEP
+    ns: dict[str, object] = {
+        "settling": b2.TimedArray(settling, dt=STEP, name="settling"),
+        "relaxing": b2.TimedArray(relaxing, dt=STEP, name="relaxing"),
+        "acc_gate": b2.TimedArray(acc, dt=learn_period * STEP, name="acc_gate"),
+        "apply_gate": b2.TimedArray(apply, dt=learn_period * STEP, name="apply_gate"),
+        "step": STEP,
+    }
+    for name, values in inputs.items():
+        v = np.asarray(values, dtype=np.float64)
+        ns[name] = b2.TimedArray(np.vstack([v, v[-1:]]), dt=period, name=name)
+    return ns
+
+
+STAGE2_INPUTS = frozenset({"fb", "own", "pred"})
+"""Summed inputs that read error subexpressions (or AR gains) computed at stage 1."""
+
+
+def order_summed(synapses: b2.Synapses) -> None:
+    """Schedule every summed-variable updater of ``synapses``: inputs named in
+    :data:`STAGE2_INPUTS` at stage 2, all others at stage 1 (see the table)."""
+    for key, updater in synapses.summed_updaters.items():
+        base = key.removesuffix("_pre").removesuffix("_post")
+        updater.order = ORDER_STAGE2 if base in STAGE2_INPUTS else ORDER_STAGE1
+
+
+@contextlib.contextmanager
+def codegen_target(target: Target) -> Iterator[None]:
+    """Select a runtime code-generation target for the duration of a run, then restore the
+    previous preference (no global state is left changed)."""
+    if target is Target.CPP_STANDALONE:
+        raise CircuitError("cpp_standalone is driven by circuits.standalone.run_standalone")
+    old = b2.prefs.codegen.target
+    b2.prefs.codegen.target = target.value
+    try:
+        yield
+    finally:
+        b2.prefs.codegen.target = old

@@ -1,0 +1,106 @@
+"""Named Brian2 equation strings for the rate microcircuits.
+
+Every state variable is dimensionless (``: 1``); one inference step is one Brian2 time step
+``STEP`` (0.1 ms), and a value neuron's membrane constant is ``tau_v = STEP / gamma``, so
+Euler integration gives exactly the Jacobi iteration ``x <- x + gamma * dx`` of the torch
+backend. Phase signals are functions of time (``TimedArray``s supplied in the run
+namespace):
+
+* ``settling(t)`` (1 during the feedforward sweep): value neurons copy the prediction
+  arriving from their error neuron (``pred``) and latch it as ``vbar``;
+* ``relaxing(t)`` (1 during the ``T`` inference steps): value neurons descend the energy;
+* both 0 on the final *hold* step of a sample, so every summed input is recomputed at the
+  relaxed values before the learning step reads them.
+
+Activation strings (``f`` and ``f'`` of an error neuron's summed input ``a``) come from
+:data:`F` and :data:`DF`, the Brian2 twins of :class:`algorithms.activations.Activation`.
+"""
+
+from __future__ import annotations
+
+from algorithms.activations import Activation
+
+__all__ = ["AR_INPUT", "AR_UNIT", "CLAMPED_VALUE", "DF", "ERROR_NEURON", "F", "VALUE_NEURON",
+           "activation_strings"]
+
+F: dict[Activation, str] = {
+    Activation.LINEAR: "({a})",
+    Activation.RELU: "(({a}) * int(({a}) > 0))",
+    Activation.TANH: "tanh({a})",
+    Activation.SIGMOID: "(1.0 / (1.0 + exp(-({a}))))",
+}
+"""``f(a)`` as a Brian2 expression template (``{a}`` is the summed input)."""
+
+DF: dict[Activation, str] = {
+    Activation.LINEAR: "1.0",
+    Activation.RELU: "(1.0 * int(({a}) > 0))",
+    Activation.TANH: "(1.0 - tanh({a})**2)",
+    Activation.SIGMOID: "(exp(-({a})) / (1.0 + exp(-({a})))**2)",
+}
+"""``f'(a)``; ``relu'(0) = 0`` as in torch autograd."""
+
+
+def activation_strings(act: Activation, a: str = "a") -> tuple[str, str]:
+    """``(f(a), f'(a))`` as Brian2 expressions of the variable named ``a``."""
+    return F[act].format(a=a), DF[act].format(a=a)
+
+
+CLAMPED_VALUE = """
+dv/dt = ({source}(t, i) - v) / step : 1   # clamped to the data (input image or label)
+u = v : 1                                 # signal sent up the forward synapses
+"""
+"""A clamped value population (``V_0`` holds the image, ``V_L`` the label). ``v`` follows
+its ``TimedArray`` one step after the sample changes, which keeps the previous sample's
+value visible to the learning step at the start of a sample."""
+
+VALUE_NEURON = """
+dv/dt = relaxing(t) * (fb - own) / tau_v + settling(t) * (pred - v) / step : 1
+dvbar/dt = settling(t) * (pred - vbar) / step : 1   # latched feedforward value
+fb : 1     # bottom-up error from the layer above:  B_l e_{{l+1}}         (summed)
+own : 1    # own error (or psi^T eps under PSI_TRANSPOSE)                (summed)
+pred : 1   # prediction f(a_l) from the own error neuron, used to settle  (summed)
+u = {u} : 1  # what the forward synapses read: v, or vbar under fixed predictions
+"""
+"""A hidden value population ``V_l``: ``dv = gamma * (-eps_l + B_l e_{l+1})`` while relaxing,
+``v = f(a_l)`` while settling."""
+
+ERROR_NEURON = """
+a = a_in + b : 1          # summed top-down input  W_{{l-1}} u_{{l-1}} + b
+mu = {f} : 1              # prediction f(a)
+eps = vin - mu : 1        # prediction error  (psi v or v) - f(a)
+e_inf = {e_inf} : 1       # error sent to the layer below during inference (f'(a) eps or eps)
+e_learn = {e_learn} : 1   # postsynaptic factor of the Hebbian update
+a_in : 1                  # (summed) from the forward synapses
+vin : 1                   # (summed) from the own value neuron (one-to-one or psi)
+b : 1                     # bias (plastic when the spec has biases)
+b_acc : 1                 # accumulated bias update of the current batch
+"""
+"""An error population ``E_l`` (``l = 1..L``): algebraic (``tau_eps -> 0``), so its error is
+a subexpression of the summed inputs computed earlier in the same step."""
+
+AR_INPUT = """
+dx/dt = (x_in(t, i) - x) / step : 1   # clamped to the image
+xbar = x : 1
+"""
+"""``X_0``: the clamped input of an activation-relaxation circuit."""
+
+AR_UNIT = """
+dx/dt = {relax_term} + settling(t) * ({x_settle} - x) / step : 1
+dxbar/dt = settling(t) * ({f} - xbar) / step : 1   # latched forward activity f(a)
+dabar/dt = settling(t) * (a - abar) / step : 1     # latched forward input a
+a = a_in + b : 1          # input from the layer below (forward synapses read xbar)
+acur = acur_in + b : 1    # the same input recomputed from the current activities x
+h = {h} : 1               # gain on the activity sent down while relaxing
+h_learn = {h_learn} : 1   # gain in the weight update
+hx = h * x : 1
+hx_learn = h_learn * x : 1
+a_in : 1                  # (summed) W xbar_below
+acur_in : 1               # (summed) W x_below
+fb : 1                    # (summed) B (h x) from the layer above
+b : 1
+b_acc : 1
+{extra}
+"""
+"""An activation-relaxation population ``X_l`` (``l = 1..L``). Hidden layers settle to the
+forward activity (or 0) and relax ``dx = gamma (-x + B (h x)_above)``; the output layer
+settles to the loss gradient ``dL/dxbar_L`` and stays clamped there."""
