@@ -177,10 +177,14 @@ class Circuit:
         extra = list((monitors or {}).values())
         for m in extra:
             self.network.add(m)
+        duration = (len(xa) * ph.period + 1) * STEP
+        if self.target is Target.CPP_STANDALONE:  # recorded now, built by run_standalone
+            self.network.run(duration, namespace=ns)
+            return
         try:
             self.network.t_ = 0.0
             with codegen_target(self.target):
-                self.network.run((len(xa) * ph.period + 1) * STEP, namespace=ns,
+                self.network.run(duration, namespace=ns,
                                  report=None if report is None else
                                  (lambda elapsed, done, start, duration: report(float(done))),
                                  report_period=10 * b2.second)
