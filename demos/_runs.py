@@ -47,14 +47,16 @@ class RunResult:
     probes: list[dict[str, Any]] = field(default_factory=list)  # per-epoch extra metrics
     status: str = "running"  # running | finished | diverged
     message: str = ""
+    backend: str = "torch"  # or "circuit" (Brian2)
 
     @property
     def key(self) -> str:
         return f"{self.dataset}_{self.activation}_{self.variant.value}_seed{self.seed}"
 
     def rows(self) -> list[dict[str, Any]]:
+        extra = {} if self.backend == "torch" else {"backend": self.backend}
         return [{"dataset": self.dataset, "activation": self.activation,
-                 "variant": self.variant.value, "seed": self.seed, **r.as_dict()}
+                 "variant": self.variant.value, "seed": self.seed, **extra, **r.as_dict()}
                 for r in self.records]
 
 
@@ -71,10 +73,14 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def write_curves(path: Path, results: Iterable[RunResult]) -> None:
-    lines = [",".join(CSV_COLUMNS)]
+    results = list(results)
+    cols = list(CSV_COLUMNS)
+    if any(r.backend != "torch" for r in results):  # the circuit backend adds a column
+        cols.insert(cols.index("seed") + 1, "backend")
+    lines = [",".join(cols)]
     for res in results:
         for row in res.rows():
-            lines.append(",".join(_fmt(row[c]) for c in CSV_COLUMNS))
+            lines.append(",".join(_fmt(row.get(c, "torch")) for c in cols))
     atomic_write_text(path, "\n".join(lines) + "\n")
 
 
@@ -90,7 +96,7 @@ def _fmt(v: Any) -> str:
 
 
 def run_config(spec: PCSpec, dataset: Dataset, split: str,
-               loss: Loss | None = None) -> dict[str, Any]:
+               loss: Loss | None = None, backend: str = "torch") -> dict[str, Any]:
     """What must match for a checkpoint to be resumed (epochs may grow)."""
     spec_dict = spec.to_dict()
     if spec.relaxations.forward_pass.all_frozen:  # AR-only option: absent from PC configs
@@ -99,10 +105,13 @@ def run_config(spec: PCSpec, dataset: Dataset, split: str,
               "n_train": len(dataset.train_y)}
     if loss is not None:
         config["loss"] = loss.value
+    if backend != "torch":  # absent for torch runs, so older checkpoints still resume
+        config["backend"] = backend
     return config
 
 
 Probe = Callable[[Model], dict[str, Any]]
+ModelFactory = Callable[[Any, PCSpec], Model | None]
 
 
 def train_run(
@@ -118,16 +127,23 @@ def train_run(
     divergence_energy: float = 1e6,
     loss: Loss | None = None,
     probe: Probe | None = None,
+    make_model: ModelFactory | None = None,
 ) -> RunResult:
     """Train one run to ``epochs``, resuming from its checkpoint; never raises on divergence
     (the run is marked ``diverged`` with the message).
 
     ``loss`` is passed to activation-relaxation variants; ``probe(model)`` is called after
-    every epoch and its metrics are kept in ``res.probes`` (and the checkpoint)."""
+    every epoch and its metrics are kept in ``res.probes`` (and the checkpoint).
+    ``make_model(variant, base)`` replaces the torch models (the circuit backend); it returns
+    ``None`` for variants it leaves to torch, and its ``backend`` attribute names it."""
     spec = variant_spec(res.variant, base.replace(seed=res.seed))
-    model = (build_model(res.variant, base.replace(seed=res.seed)) if loss is None
-             else build_model(res.variant, base.replace(seed=res.seed), loss))
-    config = run_config(spec, data, split, loss)
+    model = None if make_model is None else make_model(res.variant, base.replace(seed=res.seed))
+    backend = "torch" if model is None else getattr(make_model, "backend", "custom")
+    if model is None:
+        model = (build_model(res.variant, base.replace(seed=res.seed)) if loss is None
+                 else build_model(res.variant, base.replace(seed=res.seed), loss))
+    res.backend = backend
+    config = run_config(spec, data, split, loss, backend)
     ckpt = out / "checkpoints" / f"{res.key}.pt"
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=False)
@@ -186,6 +202,7 @@ def summarise(results: list[RunResult], meta: dict[str, Any]) -> dict[str, Any]:
         t = torch.tensor(finals, dtype=torch.float64) if finals else None
         by_variant[variant.value] = {
             "label": variant.label,
+            "backend": runs[0].backend,
             "final_test_accuracy_mean": float(t.mean()) if t is not None else None,
             "final_test_accuracy_std": float(t.std(unbiased=False)) if t is not None else None,
             "best_test_accuracy_mean": sum(bests) / len(bests) if bests else None,
@@ -216,6 +233,7 @@ def run_all(
     progress: bool,
     loss: Loss | None = None,
     probe: Probe | None = None,
+    make_model: ModelFactory | None = None,
 ) -> int:
     """Train every run in turn, rewriting curves.csv and summary.json (and probes.csv when a
     probe is given) after each epoch; prints one line per finished run. Returns an exit
@@ -234,7 +252,7 @@ def run_all(
     try:
         for res in results:
             train_run(res, base, data, epochs, out, split=split, progress=progress,
-                      on_epoch_end=flush, loss=loss, probe=probe)
+                      on_epoch_end=flush, loss=loss, probe=probe, make_model=make_model)
             last = res.records[-1] if res.records else None
             tail = f"test {100 * last.test_accuracy:.2f}%" if last else "no epoch finished"
             print(f"  {res.variant.label:<32} seed {res.seed}: {res.status:<9} {tail}"

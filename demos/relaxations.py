@@ -11,6 +11,7 @@ finished epoch (checkpoints in ``<out>/checkpoints/``) and gives the same curves
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -60,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="thesis", choices=["thesis", "full"],
                    help="thesis: train on the first 50,000 training images; full: all 60,000")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--backend", default="torch", choices=["torch", "circuit"],
+                   help="circuit: train the PC variants as Brian2 neuron circuits (float64; "
+                        "backprop stays torch as the reference)")
+    p.add_argument("--circuit-target", default="cython", choices=["cython", "numpy"],
+                   help="Brian2 code-generation target of the circuit backend")
+    p.add_argument("--kernel", default="numba", choices=["numba", "brian2"],
+                   help="circuit backend: dense pathways as numba kernels or Brian2 synapses")
+    p.add_argument("--train-subset", type=int, default=None,
+                   help="train on the first N training samples (after the split)")
     p.add_argument("--out", default="results/relaxations", type=Path,
                    help="output folder for curves.csv, summary.json, curves.png, checkpoints")
     p.add_argument("--data-dir", default=None,
@@ -72,6 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-plot", action="store_true", help="skip curves.png")
     return p
+
+
+def circuit_factory(target: str, kernel: str) -> Any:
+    """``make_model`` for :func:`demos._runs.run_all`: the Brian2 circuit twin of every PC
+    variant; backprop (``None``) stays on torch."""
+    from circuits.drive import Kernel, Target
+    from circuits.model import build_circuit_model
+
+    def make(variant: Variant, spec: PCSpec) -> Any:
+        if variant is Variant.BACKPROP:
+            return None
+        return build_circuit_model(variant, spec, target=Target(target), kernel=Kernel(kernel))
+
+    make.backend = "circuit"  # type: ignore[attr-defined]
+    return make
 
 
 def selected_variants(names: list[str]) -> list[Variant]:
@@ -144,19 +169,32 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.train_subset is not None:
+        if args.train_subset < 1:
+            print("error: --train-subset must be >= 1", file=sys.stderr)
+            return 2
+        data = dataclasses.replace(data, train_x=data.train_x[:args.train_subset],
+                                   train_y=data.train_y[:args.train_subset])
+    make_model = None
+    if args.backend == "circuit":
+        make_model = circuit_factory(args.circuit_target, args.kernel)
     out: Path = args.out
     prepare_out(out, args.fresh)
     variants = selected_variants(args.variants)
     results = [RunResult(data.name, args.activation, v, seed)
                for v in variants for seed in range(args.seeds)]
+    backend = ({"backend": "torch"} if args.backend == "torch" else
+               {"backend": f"circuit (Brian2 {args.circuit_target}, {args.kernel} kernels, "
+                           "float64); backprop on torch"})
     meta = run_meta("demos.relaxations", argv, data, epochs, base,
-                    split=args.split if data.name != "digits" else "fixed 80/20 (seed 0)")
+                    split=args.split if data.name != "digits" else "fixed 80/20 (seed 0)",
+                    **backend)
     print(f"{data.describe()}; sizes {base.sizes}; {args.activation}; {epochs} epochs; "
           f"{len(variants)} variants x {args.seeds} seed(s) -> {out}")
 
     t0 = time.perf_counter()
     rc = run_all(results, base, data, epochs, out, meta, split=args.split,
-                 progress=not args.no_progress)
+                 progress=not args.no_progress, make_model=make_model)
     if rc:
         return rc
     if not args.no_plot:
