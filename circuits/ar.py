@@ -33,8 +33,9 @@ from algorithms.pc import PCParams, init_params
 from algorithms.spec import BackwardPathway, BatchReduction, DerivativeUse, PassValue, PCSpec
 
 from . import equations as eq
-from .base import Circuit, all_to_all, plasticity_code
-from .drive import ORDER_CLAMPED, STEP, CircuitError, Kernel, Phases, Target, order_summed
+from .base import Circuit, all_to_all, once_per_sample, plasticity_code
+from .drive import (ORDER_CLAMPED, ORDER_STORE, STEP, CircuitError, Kernel, Phases, Target,
+                    order_summed)
 
 __all__ = ["ARCircuit", "build_ar_circuit"]
 
@@ -87,6 +88,7 @@ def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
     phases = Phases(settle=L, relax=spec.inference_steps)
     clock = b2.Clock(dt=STEP, name=f"{name}_clock")
     learn_dt = phases.period * STEP
+    sample_clock = b2.Clock(dt=learn_dt, name=f"{name}_sample_clock")
 
     def gain(l: int, which: PassValue, dropped: bool) -> str:
         if dropped:
@@ -94,9 +96,10 @@ def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
         df = eq.DF[spec.activation_of(l)]
         return df.format(a="abar" if which is PassValue.FROZEN else "acur")
 
-    groups: list[b2.NeuronGroup] = [b2.NeuronGroup(sizes[0], eq.AR_INPUT, method="euler",
-                                                   clock=clock, order=ORDER_CLAMPED,
+    groups: list[b2.NeuronGroup] = [b2.NeuronGroup(sizes[0], eq.AR_INPUT, clock=clock,
                                                    name=f"{name}_X0")]
+    groups[0].run_regularly(eq.CLAMP.format(var="x", source="x_in"), clock=sample_clock,
+                            when="groups", order=ORDER_CLAMPED, name=f"{name}_X0_clamp")
     for l in range(1, L + 1):
         f = eq.F[spec.activation_of(l)].format(a="a")
         out = l == L
@@ -109,6 +112,7 @@ def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
             extra="target = y_in(t, i) : 1" if out else "")
         g = b2.NeuronGroup(sizes[l], model, method="euler", clock=clock, order=0,
                            name=f"{name}_X{l}")
+        g.run_regularly(eq.STORE_AR, when="groups", order=ORDER_STORE, name=f"{name}_X{l}_store")
         if spec.use_bias:
             g.run_regularly(
                 "b_acc += acc_gate(t) * (-hx_learn)\n"
@@ -146,5 +150,7 @@ def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
     net = b2.Network(*groups, *pathways.values(), name=f"{name}_network")
     circuit = ARCircuit(spec, net, groups, [None, *groups[1:]], pathways, phases, target,
                         kernel, loss=loss)
+    circuit.sample_clocks = [sample_clock]
+    once_per_sample(pathways["W0"], sample_clock)
     circuit.set_params(params if params is not None else init_params(spec))
     return circuit

@@ -28,6 +28,8 @@ start  learning (``run_regularly`` every ``period``, order -3 synapses, -2 biase
        relaxed-state monitors (order -20) read the state before it
 -40    clamped value groups take the new sample's data
 -30    summed inputs of error neurons (PC) or forward inputs (AR): read value states only
+-25    error neurons store their outputs (``eps``, ``f'(a) eps``, ``f(a)``); AR units their
+       gain-weighted activities
 -20    summed inputs of value neurons (bottom-up errors, own error, prediction): read the
        error subexpressions, computed from the -30 sums of this step
 0      value-neuron state updates (Euler)
@@ -55,6 +57,7 @@ STEP = 0.1 * b2.ms
 
 ORDER_CLAMPED = -40
 ORDER_STAGE1 = -30
+ORDER_STORE = -25
 ORDER_STAGE2 = -20
 ORDER_MONITOR = -20
 
@@ -119,19 +122,37 @@ def drive_namespace(phases: Phases, inputs: dict[str, np.ndarray], *, acc: np.nd
     population (``inputs[name]``: ``n x width``; its last row is repeated for the final
     hold step)."""
     n = next(iter(inputs.values())).shape[0]
-    settling, relaxing = phases.arrays(n)
+    cap = capacity(n)
+    settling, relaxing = phases.arrays(cap)
     period = phases.period * STEP
     ns: dict[str, object] = {
         "settling": b2.TimedArray(settling, dt=STEP, name="settling"),
         "relaxing": b2.TimedArray(relaxing, dt=STEP, name="relaxing"),
-        "acc_gate": b2.TimedArray(acc, dt=learn_period * STEP, name="acc_gate"),
-        "apply_gate": b2.TimedArray(apply, dt=learn_period * STEP, name="apply_gate"),
+        "acc_gate": b2.TimedArray(_pad(acc, cap * phases.period // learn_period + 2),
+                                  dt=learn_period * STEP, name="acc_gate"),
+        "apply_gate": b2.TimedArray(_pad(apply, cap * phases.period // learn_period
+                                         + 2), dt=learn_period * STEP, name="apply_gate"),
         "step": STEP,
     }
     for name, values in inputs.items():
         v = np.asarray(values, dtype=np.float64)
-        ns[name] = b2.TimedArray(np.vstack([v, v[-1:]]), dt=period, name=name)
+        rows = np.vstack([v, np.repeat(v[-1:], cap + 1 - n, axis=0)])
+        ns[name] = b2.TimedArray(rows, dt=period, name=name)
     return ns
+
+
+def capacity(n: int) -> int:
+    """Rows reserved for ``n`` samples: the next power of two. ``TimedArray`` sizes are part
+    of the generated code, so padding keeps the Cython cache hit for every batch size up to
+    the same power of two instead of compiling anew for each ``n``."""
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def _pad(a: np.ndarray, length: int) -> np.ndarray:
+    """``a`` followed by zeros (gates beyond the run are off)."""
+    out = np.zeros(max(length, len(a)))
+    out[: len(a)] = a
+    return out
 
 
 STAGE2_INPUTS = frozenset({"fb", "own", "pred"})

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from algorithms.activations import Activation
 
-__all__ = ["AR_INPUT", "AR_UNIT", "CLAMPED_VALUE", "DF", "ERROR_NEURON", "F", "VALUE_NEURON",
+__all__ = ["AR_INPUT", "AR_UNIT", "CLAMP", "CLAMPED_VALUE", "DF", "ERROR_NEURON", "F", "STORE_AR",
+           "STORE_ERRORS", "VALUE_NEURON",
            "activation_strings"]
 
 F: dict[Activation, str] = {
@@ -46,12 +47,15 @@ def activation_strings(act: Activation, a: str = "a") -> tuple[str, str]:
 
 
 CLAMPED_VALUE = """
-dv/dt = ({source}(t, i) - v) / step : 1   # clamped to the data (input image or label)
-u = v : 1                                 # signal sent up the forward synapses
+v : 1       # clamped to the data (input image or label): CLAMP at each sample's first step
+u = v : 1   # signal sent up the forward synapses
 """
-"""A clamped value population (``V_0`` holds the image, ``V_L`` the label). ``v`` follows
-its ``TimedArray`` one step after the sample changes, which keeps the previous sample's
-value visible to the learning step at the start of a sample."""
+"""A clamped value population (``V_0`` holds the image, ``V_L`` the label)."""
+
+CLAMP = "{var} = {source}(t, i)"
+"""Run once per sample (``groups`` slot, before every summed input): the clamped population
+takes the new sample. The learning step at the ``start`` of the same step still sees the
+previous sample."""
 
 VALUE_NEURON = """
 dv/dt = relaxing(t) * (fb - own) / tau_v + settling(t) * (pred - v) / step : 1
@@ -65,21 +69,33 @@ u = {u} : 1  # what the forward synapses read: v, or vbar under fixed prediction
 ``v = f(a_l)`` while settling."""
 
 ERROR_NEURON = """
-a = a_in + b : 1          # summed top-down input  W_{{l-1}} u_{{l-1}} + b
-mu = {f} : 1              # prediction f(a)
-eps = vin - mu : 1        # prediction error  (psi v or v) - f(a)
-e_inf = {e_inf} : 1       # error sent to the layer below during inference (f'(a) eps or eps)
-e_learn = {e_learn} : 1   # postsynaptic factor of the Hebbian update
+a = a_in + b : 1              # summed top-down input  W_{{l-1}} u_{{l-1}} + b
+mu_now = {f} : 1              # prediction f(a)
+eps_now = vin - mu_now : 1    # prediction error  (psi v or v) - f(a)
+e_inf_now = {e_inf} : 1       # error sent down during inference (f'(a) eps or eps)
+e_learn_now = {e_learn} : 1   # postsynaptic factor of the Hebbian update
+mu : 1                        # the error neuron's outputs, stored once per step (STORE_ERRORS)
+eps : 1
+e_inf : 1
+e_learn : 1
 a_in : 1                  # (summed) from the forward synapses
 vin : 1                   # (summed) from the own value neuron (one-to-one or psi)
 b : 1                     # bias (plastic when the spec has biases)
 b_acc : 1                 # accumulated bias update of the current batch
 """
-"""An error population ``E_l`` (``l = 1..L``): algebraic (``tau_eps -> 0``), so its error is
-a subexpression of the summed inputs computed earlier in the same step."""
+"""An error population ``E_l`` (``l = 1..L``): algebraic (``tau_eps -> 0``): its outputs are
+functions of the summed inputs computed earlier in the same step, stored once per step by
+:data:`STORE_ERRORS` so that synapses read a number instead of re-evaluating ``f'`` per
+synapse."""
+
+STORE_ERRORS = "mu = mu_now\neps = eps_now\ne_inf = e_inf_now\ne_learn = e_learn_now"
+"""Per-step code of an error population (between the two summed-input stages)."""
+
+STORE_AR = "hx = hx_now\nhx_learn = hx_learn_now"
+"""Per-step code of an activation-relaxation population (between the two stages)."""
 
 AR_INPUT = """
-dx/dt = (x_in(t, i) - x) / step : 1   # clamped to the image
+x : 1        # clamped to the image (CLAMP once per sample)
 xbar = x : 1
 """
 """``X_0``: the clamped input of an activation-relaxation circuit."""
@@ -92,8 +108,10 @@ a = a_in + b : 1          # input from the layer below (forward synapses read xb
 acur = acur_in + b : 1    # the same input recomputed from the current activities x
 h = {h} : 1               # gain on the activity sent down while relaxing
 h_learn = {h_learn} : 1   # gain in the weight update
-hx = h * x : 1
-hx_learn = h_learn * x : 1
+hx_now = h * x : 1
+hx_learn_now = h_learn * x : 1
+hx : 1                    # stored once per step (STORE_AR): what synapses read
+hx_learn : 1
 a_in : 1                  # (summed) W xbar_below
 acur_in : 1               # (summed) W x_below
 fb : 1                    # (summed) B (h x) from the layer above

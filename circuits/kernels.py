@@ -125,9 +125,11 @@ def pc_train_sample(weights: numba.typed.List, x0: np.ndarray, target: np.ndarra
     eps = [np.empty(w.shape[0]) for w in weights]
     e = [np.empty(w.shape[0]) for w in weights]
     back = [np.empty(w.shape[1]) for w in weights]
+    matvec(weights[0], xs[0], pre[0])  # the clamped input's prediction: once per sample
     for it in range(steps + 1):
         for l in range(L):
-            matvec(weights[l], xs[l], pre[l])
+            if l > 0:
+                matvec(weights[l], xs[l], pre[l])
             c = out_code if l == L - 1 else code
             for j in range(pre[l].shape[0]):
                 ej = xs[l + 1][j] - act(c, pre[l][j])

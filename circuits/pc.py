@@ -41,9 +41,9 @@ from algorithms.spec import (BackwardPathway, BatchReduction, DerivativeUse, Err
 
 from . import equations as eq
 from . import kernels as kn
-from .base import Circuit, DenseWeights, all_to_all, plasticity_code
-from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, STEP, CircuitError, Kernel,
-                    Phases, Target, order_summed)
+from .base import Circuit, DenseWeights, all_to_all, once_per_sample, plasticity_code
+from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
+                    CircuitError, Kernel, Phases, Target, order_summed)
 
 __all__ = ["PCCircuit", "build_pc_circuit", "check_circuit_spec"]
 
@@ -112,6 +112,7 @@ def build_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
     phases = Phases(settle=max(L - 1, 0), relax=spec.inference_steps)
     clock = b2.Clock(dt=STEP, name=f"{name}_clock")
     learn_dt = phases.period * STEP
+    sample_clock = b2.Clock(dt=learn_dt, name=f"{name}_sample_clock")
     dense_kernel = kernel is Kernel.NUMBA
     drop_inf = r.derivative is not DerivativeUse.KEPT
     drop_learn = r.derivative is DerivativeUse.DROPPED_EVERYWHERE
@@ -122,8 +123,9 @@ def build_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
     for l in range(L + 1):
         if l in (0, L):
             src = "x_in" if l == 0 else "y_in"
-            g = b2.NeuronGroup(sizes[l], eq.CLAMPED_VALUE.format(source=src), method="euler",
-                               clock=clock, order=ORDER_CLAMPED, name=f"{name}_V{l}")
+            g = b2.NeuronGroup(sizes[l], eq.CLAMPED_VALUE, clock=clock, name=f"{name}_V{l}")
+            g.run_regularly(eq.CLAMP.format(var="v", source=src), clock=sample_clock,
+                            when="groups", order=ORDER_CLAMPED, name=f"{name}_V{l}_clamp")
         else:
             g = b2.NeuronGroup(sizes[l], eq.VALUE_NEURON.format(u=u_expr), method="euler",
                                clock=clock, order=0, name=f"{name}_V{l}")
@@ -134,6 +136,8 @@ def build_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
             f=f, e_inf="eps" if drop_inf else f"{df} * eps",
             e_learn="eps" if drop_learn else f"{df} * eps")
         g = b2.NeuronGroup(sizes[l], model, clock=clock, order=-5, name=f"{name}_E{l}")
+        g.run_regularly(eq.STORE_ERRORS, when="groups", order=ORDER_STORE,
+                        name=f"{name}_E{l}_store")
         if spec.use_bias:
             g.run_regularly(
                 "b_acc += acc_gate(t) * e_learn\n"
@@ -211,6 +215,10 @@ def build_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
                      name=f"{name}_network")
     circuit = PCCircuit(spec, net, values, errors, pathways, phases, target, kernel, dense,
                         errors=errors)
+    circuit.sample_clocks = [sample_clock]
+    once_per_sample(pathways[f"VE{L}"], sample_clock)  # the label's one-to-one pathway
+    if not dense_kernel:
+        once_per_sample(pathways["W0"], sample_clock)
     if dense_kernel:
         _add_numba_kernels(circuit)
     circuit.set_params(init)
@@ -242,8 +250,9 @@ def _add_numba_kernels(c: PCCircuit) -> None:
         kn.error_signals(codes[l], arr(e, "a_in"), arr(e, "b"), arr(e, "vin"),
                          not drop_inf, not drop_learn, eps, e_inf, e_learn)
 
-    def stage1() -> None:
-        for l in range(L):
+    def stage1(t: b2.Quantity) -> None:
+        first_step = int(round(float(np.asarray(t)) / float(STEP))) % c.period_now == 0
+        for l in range(0 if first_step else 1, L):  # the clamped input changes per sample
             kn.matvec(c.dense[f"W{l}"].w, u_of(l), arr(c.errors[l + 1], "a_in"))
         if r.has_psi:
             for l in range(1, L):
