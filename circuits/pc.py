@@ -236,7 +236,17 @@ def _add_numba_kernels(c: PCCircuit) -> None:
     drop_learn = r.derivative is DerivativeUse.DROPPED_EVERYWHERE
     transpose = r.backward is BackwardPathway.TRANSPOSE
     psi_t = r.error_to_value is ErrorToValue.PSI_TRANSPOSE
-    arr = lambda g, v: g.variables[v].get_value()  # noqa: E731  live runtime arrays
+    live: dict[tuple[str, str], np.ndarray] = {}
+
+    def arr(g: b2.NeuronGroup, v: str) -> np.ndarray:
+        """The live runtime array of ``g.v`` (stable for the group's lifetime; cached, as the
+        lookup costs about a microsecond and the kernels need dozens per step)."""
+        key = (g.name, v)
+        a = live.get(key)
+        if a is None:
+            a = live[key] = g.variables[v].get_value()
+        return a
+
     uvar = ["v"] + ["vbar" if spec.fixed_predictions else "v"] * (L - 1)
     buf = {l: (np.zeros(spec.sizes[l]), np.zeros(spec.sizes[l]), np.zeros(spec.sizes[l]))
            for l in range(1, L + 1)}  # eps, e_inf, e_learn
@@ -250,8 +260,10 @@ def _add_numba_kernels(c: PCCircuit) -> None:
         kn.error_signals(codes[l], arr(e, "a_in"), arr(e, "b"), arr(e, "vin"),
                          not drop_inf, not drop_learn, eps, e_inf, e_learn)
 
-    def stage1(t: b2.Quantity) -> None:
-        first_step = int(round(float(np.asarray(t)) / float(STEP))) % c.period_now == 0
+    timestep = clock.variables["timestep"].get_value()  # live int64 array, cheaper than t
+
+    def stage1() -> None:
+        first_step = int(timestep[0]) % c.period_now == 0
         for l in range(0 if first_step else 1, L):  # the clamped input changes per sample
             kn.matvec(c.dense[f"W{l}"].w, u_of(l), arr(c.errors[l + 1], "a_in"))
         if r.has_psi:

@@ -37,6 +37,8 @@ class StandaloneResult:
 
     params: PCParams
     relaxed: dict[str, np.ndarray]
+    run_seconds: float
+    """The simulation's own run time, measured by the binary (no build, compile or I/O)."""
 
 
 def run_standalone(spec: PCSpec, params: PCParams | None, x: np.ndarray | torch.Tensor,
@@ -63,7 +65,8 @@ def run_standalone(spec: PCSpec, params: PCParams | None, x: np.ndarray | torch.
         b2.device.build(directory=str(directory), compile=True, run=True, with_output=False)
         relaxed = {f"{pop}.{v}": np.asarray(getattr(m, v)).T[1:].copy()
                    for pop, m in mons.items() for v in m.record_variables}
-        return StandaloneResult(circuit.get_params(), relaxed)
+        run_seconds = float(getattr(b2.device, "_last_run_time", float("nan")))
+        return StandaloneResult(circuit.get_params(), relaxed, run_seconds)
     finally:
         b2.device.reinit()
         b2.set_device("runtime")

@@ -27,6 +27,12 @@ from ._runs import atomic_write_bytes, atomic_write_text
 Batch = tuple[Mapping[str, Tensor], Tensor]
 
 
+def resumable(config: dict[str, Any]) -> dict[str, Any]:
+    """The options that must match to resume a checkpoint: all but the epoch count (which may
+    grow) and the thread count."""
+    return {k: v for k, v in config.items() if k not in ("epochs", "threads")}
+
+
 def train_pair(
     models: Mapping[str, GraphModel],
     batch: Callable[[Tensor], Batch],
@@ -47,7 +53,7 @@ def train_pair(
         path = out / "checkpoints" / f"{name}.pt"
         if path.exists():
             state = torch.load(path, weights_only=False)
-            if state["config"] != config:
+            if resumable(state["config"]) != resumable(config):
                 print(f"error: {path} was made with other options; use another --out",
                       file=sys.stderr)
                 return None

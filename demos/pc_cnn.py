@@ -33,6 +33,7 @@ from algorithms.graph import Algorithm, GraphModel, Loss, autograd_gradients
 from algorithms.graph_models import cnn_graph
 from algorithms.training import epoch_order
 
+from ._graph_runs import resumable
 from ._runs import atomic_write_bytes, atomic_write_text
 
 LAYERS = {"K1": "conv1", "K2": "conv2", "F1": "fc1", "F2": "fc2", "F3": "fc3"}
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     state_path = ckpt / "state.pt"
     if state_path.exists():
         state = torch.load(state_path, weights_only=False)
-        if state["config"] != config:
+        if resumable(state["config"]) != resumable(config):
             print(f"error: {state_path} was made with other options; use another --out",
                   file=sys.stderr)
             return 2
