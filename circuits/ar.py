@@ -33,7 +33,7 @@ from algorithms.pc import PCParams, init_params
 from algorithms.spec import BackwardPathway, BatchReduction, DerivativeUse, PassValue, PCSpec
 
 from . import equations as eq
-from .base import Circuit, all_to_all, once_per_sample, plasticity_code
+from .base import Circuit, claim, all_to_all, once_per_sample, plasticity_code
 from .drive import (ORDER_CLAMPED, ORDER_STORE, STEP, CircuitError, Kernel, Phases, Target,
                     order_summed)
 
@@ -147,7 +147,7 @@ def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
                      "w : 1\ndw_acc : 1\nfb_post = w * hx_pre : 1 (summed)",
                      f"-hx_learn_pre * {pre}_post" if learned else None)
 
-    net = b2.Network(*groups, *pathways.values(), name=f"{name}_network")
+    net = claim(b2.Network(*groups, *pathways.values(), name=f"{name}_network"))
     circuit = ARCircuit(spec, net, groups, [None, *groups[1:]], pathways, phases, target,
                         kernel, loss=loss)
     circuit.sample_clocks = [sample_clock]

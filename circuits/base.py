@@ -9,13 +9,13 @@ import brian2 as b2
 import numpy as np
 import torch
 
-from algorithms.pc import PCParams, PCUpdate
+from algorithms.pc import PCParams, PCUpdate, load_named_tensors
 from algorithms.spec import PCSpec
 
 from .drive import (ORDER_MONITOR, STEP, CircuitError, Kernel, Phases, Target, codegen_target,
                     drive_namespace, gate_arrays)
 
-__all__ = ["Circuit", "DenseWeights", "all_to_all", "once_per_sample", "plasticity_code"]
+__all__ = ["Circuit", "DenseWeights", "all_to_all", "claim", "once_per_sample", "plasticity_code"]
 
 
 def all_to_all(n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
@@ -43,6 +43,15 @@ def once_per_sample(synapses: b2.Synapses, clock: b2.Clock) -> None:
     is set on the updater objects (``_clock``) before the network first runs."""
     for updater in synapses.summed_updaters.values():
         updater._clock = clock
+
+
+def claim(network: b2.Network) -> b2.Network:
+    """Mark ``network``'s objects as belonging to it, as Brian2 does at the first run, so a
+    circuit that is built but never run (to read its weights, say) is not reported as
+    "never included in a network" when it is garbage collected."""
+    for obj in network.objects:
+        obj._network = network.id
+    return network
 
 
 @dataclass
@@ -133,6 +142,18 @@ class Circuit:
                 b = params.biases[l]
                 assert b is not None
                 self.bias_groups[l + 1].b[:] = b.detach().double().numpy()
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """Every weight matrix and bias as a numpy array under its pathway name (``W0``,
+        ``B1``, ``psi1``, ``b0``...), torch layout (``post x pre``)."""
+        return {k: v.numpy() for k, v in self.get_params().tensors().items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Write weights given as in :meth:`weights` (every name, matching shapes)."""
+        p = self.get_params()
+        load_named_tensors(p, {k: torch.as_tensor(np.asarray(v, dtype=np.float64))
+                               for k, v in weights.items()})
+        self.set_params(p)
 
     def accumulated(self) -> PCUpdate:
         """The per-synapse update accumulators ``dw_acc`` (the batch's summed descent

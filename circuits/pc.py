@@ -41,7 +41,7 @@ from algorithms.spec import (BackwardPathway, BatchReduction, DerivativeUse, Err
 
 from . import equations as eq
 from . import kernels as kn
-from .base import Circuit, DenseWeights, all_to_all, once_per_sample, plasticity_code
+from .base import Circuit, claim, DenseWeights, all_to_all, once_per_sample, plasticity_code
 from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
                     CircuitError, Kernel, Phases, Target, order_summed)
 
@@ -211,8 +211,8 @@ def build_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
         synapses(f"EV{l}", errors[l], values[l], own + "pred_post = mu_pre : 1 (summed)",
                  one_to_one=True)
 
-    net = b2.Network(*values, *[e for e in errors if e is not None], *pathways.values(),
-                     name=f"{name}_network")
+    populations = [*values, *[e for e in errors if e is not None]]
+    net = claim(b2.Network(*populations, *pathways.values(), name=f"{name}_network"))
     circuit = PCCircuit(spec, net, values, errors, pathways, phases, target, kernel, dense,
                         errors=errors)
     circuit.sample_clocks = [sample_clock]

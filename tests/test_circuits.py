@@ -266,3 +266,18 @@ def test_circuit_rejects_bad_batches() -> None:
         p = tpc.init_params(small_spec())
         p.weights[0] = p.weights[0][:, :2]
         c.set_params(p)
+
+
+def test_weights_round_trip_as_numpy() -> None:
+    spec = small_spec(backward=BackwardPathway.LEARNED,
+                      error_connections=ErrorConnections.LEARNED_PSI, use_bias=True)
+    c = build_pc_circuit(spec, target=Target.NUMPY)
+    w = c.weights()
+    assert set(w) == {"W0", "W1", "W2", "b0", "b1", "b2", "B1", "B2", "psi1", "psi2"}
+    assert w["W0"].shape == (5, 6) and w["B1"].shape == (5, 4) and w["psi2"].shape == (4, 4)
+    new = {k: v + np.arange(v.size).reshape(v.shape) for k, v in w.items()}
+    c.set_weights(new)
+    for k, v in c.weights().items():
+        np.testing.assert_array_equal(v, new[k])
+    with pytest.raises(ValueError, match="shape"):
+        c.set_weights({**new, "W1": np.zeros((2, 2))})
