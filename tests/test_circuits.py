@@ -281,3 +281,37 @@ def test_weights_round_trip_as_numpy() -> None:
         np.testing.assert_array_equal(v, new[k])
     with pytest.raises(ValueError, match="shape"):
         c.set_weights({**new, "W1": np.zeros((2, 2))})
+
+
+# ------------------------------------------------------------------------------ demos
+def test_main_job_circuit_backend_matches_its_torch_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``demos.relaxations --backend circuit``: same curves as the torch backend in float64."""
+    from demos._runs import read_curves
+    from demos.relaxations import main
+
+    common = ["--epochs", "1", "--hidden", "12", "--inference-steps", "8", "--variants", "pc",
+              "learned-backward", "--dtype", "float64", "--no-progress", "--no-plot"]
+    assert main([*common, "--out", str(tmp_path / "torch")]) == 0
+    assert main([*common, "--backend", "circuit", "--circuit-target", "numpy",
+                 "--out", str(tmp_path / "circuit")]) == 0
+    torch_rows = read_curves(tmp_path / "torch" / "curves.csv")
+    circuit_rows = read_curves(tmp_path / "circuit" / "curves.csv")
+    assert [r["backend"] for r in circuit_rows] == ["circuit", "circuit"]
+    for a, b in zip(torch_rows, circuit_rows):
+        assert a["test_accuracy"] == b["test_accuracy"]
+        assert float(a["energy"]) == pytest.approx(float(b["energy"]), rel=1e-9)
+
+
+def test_circuit_demo_writes_curves_and_the_circuit_at_work(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from demos.circuit import main
+
+    out = tmp_path / "demo"
+    assert main(["--epochs", "1", "--hidden", "10", "8", "--inference-steps", "6",
+                 "--target", "numpy", "--no-progress", "--out", str(out)]) == 0
+    comparison = json.loads((out / "comparison.json").read_text())["comparison"]
+    assert comparison["circuit_status"] == comparison["torch_status"] == "finished"
+    assert comparison["max_abs_test_accuracy_gap_points"] == 0.0
+    assert (out / "curves.png").stat().st_size > 10_000
+    assert (out / "circuit_at_work.png").stat().st_size > 30_000
