@@ -1,6 +1,6 @@
 """Per-sample training time of the PC neuron circuit against plain implementations, side by side.
 
-    python -m benchmarks.circuit_speed [--samples 32] [--json results/benchmarks/circuit_speed.json]
+    python -m benchmarks.circuit_speed [--samples 64] [--json results/benchmarks/circuit_speed.json]
 
 Standard PC (tanh hidden, linear output, 100 relaxation steps at rate 0.1, predictions
 recomputed every step, online learning: one Hebbian update per sample) on 784-100-10 and
@@ -86,7 +86,7 @@ def max_dev(got: list[np.ndarray], want: PCParams) -> float:
     return max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want.weights))
 
 
-def bench(sizes: tuple[int, ...], n: int, n_slow: int) -> list[dict[str, object]]:
+def bench(sizes: tuple[int, ...], n: int) -> list[dict[str, object]]:
     from circuits import kernels as kn
     from circuits.drive import Kernel, Target
     from circuits.pc import build_pc_circuit
@@ -104,7 +104,7 @@ def bench(sizes: tuple[int, ...], n: int, n_slow: int) -> list[dict[str, object]
             net.train_batch(torch.from_numpy(xs[i:i + 1]), torch.from_numpy(ys[i:i + 1]))
         return net.params
 
-    refs = {k: reference(k) for k in {n, n_slow}}
+    refs = {n: reference(n)}
 
     def add(name: str, seconds: float, k: int, weights: list[np.ndarray] | None,
             note: str = "") -> None:
@@ -145,8 +145,8 @@ def bench(sizes: tuple[int, ...], n: int, n_slow: int) -> list[dict[str, object]
         else:
             add("torch float32, batch 64 (1 thread)", t, k, None, "batch-summed rule")
     # circuits, runtime targets
-    for target, kernel, k in ((Target.NUMPY, Kernel.BRIAN2, n_slow),
-                              (Target.CYTHON, Kernel.BRIAN2, n_slow),
+    for target, kernel, k in ((Target.NUMPY, Kernel.BRIAN2, n),
+                              (Target.CYTHON, Kernel.BRIAN2, n),
                               (Target.NUMPY, Kernel.NUMBA, n),
                               (Target.CYTHON, Kernel.NUMBA, n)):
         c = build_pc_circuit(spec, params, target=target, kernel=kernel,
@@ -158,14 +158,11 @@ def bench(sizes: tuple[int, ...], n: int, n_slow: int) -> list[dict[str, object]
             [w.numpy() for w in c.get_params().weights])
     # standalone: one build, time measured by the binary
     with tempfile.TemporaryDirectory() as d:
-        import brian2 as b2
-
         t_build = time.perf_counter()
-        res = run_standalone(spec, params, xs[:n_slow], ys[:n_slow], directory=d)
+        res = run_standalone(spec, params, xs[:n], ys[:n], directory=d)
         t_build = time.perf_counter() - t_build
-        sim = getattr(b2.device, "_last_run_time", None)
-        secs = float(sim) if sim is not None else float("nan")
-        add("circuit, Brian2 cpp_standalone, brian2 pathways", secs, n_slow,
+        secs = res.run_seconds
+        add("circuit, Brian2 cpp_standalone, brian2 pathways", secs, n,
             [w.numpy() for w in res.params.weights],
             f"binary's own run time; build+compile+run {t_build:.0f} s")
     floor = rows[0]["ms_per_sample"]
@@ -176,9 +173,7 @@ def bench(sizes: tuple[int, ...], n: int, n_slow: int) -> list[dict[str, object]
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--samples", type=int, default=32, help="samples timed per fast variant")
-    p.add_argument("--slow-samples", type=int, default=8,
-                   help="samples timed for Brian2-synapse variants")
+    p.add_argument("--samples", type=int, default=64, help="samples timed per variant")
     p.add_argument("--sizes", nargs="+", default=["784-100-10", "784-300-100-10"])
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -187,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in args.sizes:
         sizes = tuple(int(v) for v in s.split("-"))
         print(f"{s}, 100 relaxation steps, standard PC (tanh), online learning:")
-        all_rows += bench(sizes, args.samples, args.slow_samples)
+        all_rows += bench(sizes, args.samples)
     print()
     print(f"{'sizes':<16}{'implementation':<46}{'ms/sample':>10}{'x floor':>9}{'dev':>9}")
     for r in all_rows:
