@@ -51,7 +51,9 @@ class Init(Enum):
 
 
 class LearnTiming(Enum):
-    """When A, B, C learn: after every inference iteration (reference code) or once per step."""
+    """When A, B, C learn: at every inference iteration, from the same errors that move the
+    estimate in that iteration (the reference code's timing; what a circuit with always-on
+    plasticity does), or once per filter step at the final estimate."""
 
     EVERY_ITERATION = "every_iteration"
     PER_STEP = "per_step"
@@ -322,9 +324,11 @@ class PCFilter:
         rates = o.learning_rates
         for _ in range(o.steps):
             ez, ex = pc_errors(mu, prev, u, y, self.A, self.B, self.C)
-            mu = mu + o.rate * pc_gradient(ez, ex, self.C, self.Pz, Px)
+            grad = pc_gradient(ez, ex, self.C, self.Pz, Px)
             if o.learn and o.timing is LearnTiming.EVERY_ITERATION:
+                # the same errors drive the value neurons and the synapses in this iteration
                 self._learn(mu, prev, u, y, Px, rates)
+            mu = mu + o.rate * grad
         if o.learn and o.timing is LearnTiming.PER_STEP:
             self._learn(mu, prev, u, y, Px, rates)
         if o.prior_precision is PriorPrecision.KALMAN:

@@ -94,13 +94,16 @@ class Phases:
     def period(self) -> int:
         return self.settle + self.relax + 1
 
-    def arrays(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """``settling`` and ``relaxing`` gates per step for ``n`` samples (+1 final hold)."""
+    def arrays(self, n: int, capacity: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``settling`` and ``relaxing`` gates per step for ``n`` samples, then zeros (all
+        hold) up to ``capacity`` samples and one final step."""
         one = np.zeros(self.period)
         settling, relaxing = one.copy(), one.copy()
         settling[: self.settle] = 1.0
         relaxing[self.settle: self.settle + self.relax] = 1.0
-        return (np.append(np.tile(settling, n), 0.0), np.append(np.tile(relaxing, n), 0.0))
+        rest = np.zeros(((capacity or n) - n) * self.period + 1)
+        return (np.concatenate([np.tile(settling, n), rest]),
+                np.concatenate([np.tile(relaxing, n), rest]))
 
 
 def gate_arrays(n: int, batch_size: int, learn: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +126,7 @@ def drive_namespace(phases: Phases, inputs: dict[str, np.ndarray], *, acc: np.nd
     hold step)."""
     n = next(iter(inputs.values())).shape[0]
     cap = capacity(n)
-    settling, relaxing = phases.arrays(cap)
+    settling, relaxing = phases.arrays(n, cap)
     period = phases.period * STEP
     ns: dict[str, object] = {
         "settling": b2.TimedArray(settling, dt=STEP, name="settling"),
@@ -159,12 +162,12 @@ STAGE2_INPUTS = frozenset({"fb", "own", "pred"})
 """Summed inputs that read error subexpressions (or AR gains) computed at stage 1."""
 
 
-def order_summed(synapses: b2.Synapses) -> None:
-    """Schedule every summed-variable updater of ``synapses``: inputs named in
-    :data:`STAGE2_INPUTS` at stage 2, all others at stage 1 (see the table)."""
+def order_summed(synapses: b2.Synapses, stage2: frozenset[str] = STAGE2_INPUTS) -> None:
+    """Schedule every summed-variable updater of ``synapses``: inputs named in ``stage2``
+    at stage 2, all others at stage 1 (see the table)."""
     for key, updater in synapses.summed_updaters.items():
         base = key.removesuffix("_pre").removesuffix("_post")
-        updater.order = ORDER_STAGE2 if base in STAGE2_INPUTS else ORDER_STAGE1
+        updater.order = ORDER_STAGE2 if base in stage2 else ORDER_STAGE1
 
 
 @contextlib.contextmanager

@@ -205,12 +205,51 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"command": "python -m demos.kalman " + shlex.join(argv if argv is not None
                                                                   else sys.argv[1:]),
                "components": NAMES, "per_seed": per_seed,
-               "no_learning_over_learning_A_rmse_ratio": ratio}
+               "no_learning_over_learning_A_rmse_ratio": ratio,
+               "brian2_circuit": circuit_figure(args.out)}
     atomic_write_text(args.out / "numbers.json",
                       json.dumps(summary, indent=2, default=float).replace("Infinity", '"inf"')
                       + "\n")
     print(f"wrote {args.out}/numbers.json and figures")
     return 0
+
+
+def circuit_figure(out: Path) -> dict[str, float]:
+    """The Kalman microcircuit at work over 6 filter steps of the learning-A run, and its
+    deviation from the numpy PC filter over 300 steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from circuits.kalman import build_kalman_circuit
+
+    rng = np.random.default_rng(0)
+    model, run = accelerating_body(rng=rng, T=300)
+    A0 = np.random.default_rng(10_000).standard_normal((3, 3))
+    opts = PCFilterOptions(steps=20, rate=0.02, learn="A")
+    ref = PCFilter(model, opts, A=A0)
+    want = ref.run(run.y, run.u)
+    got = build_kalman_circuit(model, opts, A=A0).run(run.y, run.u)
+    small = build_kalman_circuit(model, opts, A=A0, name="kfpic").run(run.y[:6], run.u[:6],
+                                                                      monitor=True)
+    fig, ax = plt.subplots(1, 4, figsize=(15, 3.2))
+    titles = {"V": "value neurons (estimate mu)", "M": "memory neurons (mu_t)",
+              "Ez": "sensory errors eps_z", "Ex": "dynamics errors eps_x"}
+    for a, (k, title) in zip(ax, titles.items()):
+        tr = small.extra[k]
+        a.plot(np.arange(tr.shape[1]), tr.T, lw=1)
+        for b in range(0, tr.shape[1], opts.steps):
+            a.axvline(b, color="0.8", lw=0.8)
+        a.set_title(title, fontsize=9)
+        a.set_xlabel(f"step ({opts.steps} inference steps per filter step)", fontsize=8)
+    fig.suptitle("the Kalman microcircuit at work (learning A, first 6 observations)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "fig_kalman_circuit.png", dpi=110)
+    plt.close(fig)
+    return {"circuit_vs_numpy_max_abs_estimate_deviation": float(np.abs(got.mu - want.mu).max()),
+            "steps_compared": 300}
 
 
 if __name__ == "__main__":

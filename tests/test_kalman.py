@@ -173,3 +173,48 @@ def test_bad_input_gives_clear_errors() -> None:
         PCFilterOptions(learn="AD")
     with pytest.raises(ValueError, match="rate"):
         PCFilterOptions(rate=0.0)
+
+
+# ------------------------------------------------------------------ the Brian2 Kalman circuit
+@pytest.mark.parametrize("case", ["known-previous", "known-projection", "learn-A", "learn-AB",
+                                  "learn-C"])
+def test_kalman_circuit_matches_the_pc_filter(case: str) -> None:
+    """Value, memory and error populations with plastic A, B, C synapses reproduce the numpy PC
+    filter's trajectory and learned matrices (float64, 1e-9 relative)."""
+    from circuits.kalman import build_kalman_circuit
+
+    rng = np.random.default_rng(0)
+    model, run = accelerating_body(rng=rng, T=40)
+    r = np.random.default_rng(1)
+    A0, B0, C0 = r.standard_normal((3, 3)), r.standard_normal((3, 1)), r.standard_normal((3, 3))
+    opts, kw = {
+        "known-previous": (PCFilterOptions(steps=5, rate=0.05), {}),
+        "known-projection": (PCFilterOptions(steps=5, rate=0.05, init=Init.PROJECTION), {}),
+        "learn-A": (PCFilterOptions(steps=10, rate=0.02, learn="A"), {"A": A0}),
+        "learn-AB": (PCFilterOptions(steps=10, rate=0.02, learn="AB"), {"A": A0, "B": B0}),
+        "learn-C": (PCFilterOptions(steps=10, rate=0.01, learn="C"), {"C": C0}),
+    }[case]
+    ref = PCFilter(model, opts, **kw)
+    want = ref.run(run.y, run.u)
+    circuit = build_kalman_circuit(model, opts, **kw)
+    got = circuit.run(run.y, run.u)
+    scale = float(np.abs(want.mu).max())
+    np.testing.assert_allclose(got.mu, want.mu, rtol=0, atol=1e-9 * scale)
+    for name in "ABC":
+        np.testing.assert_allclose(circuit.matrix(name), getattr(ref, name), rtol=0, atol=1e-12)
+    if opts.learn:
+        assert not np.allclose(getattr(ref, opts.learn[0]), kw[opts.learn[0]])
+
+
+def test_kalman_circuit_rejects_what_is_not_local() -> None:
+    from circuits.drive import CircuitError
+    from circuits.kalman import build_kalman_circuit
+
+    model, _ = accelerating_body(rng=np.random.default_rng(0), T=10)
+    with pytest.raises(CircuitError, match="prior_precision"):
+        build_kalman_circuit(model, PCFilterOptions(prior_precision=PriorPrecision.KALMAN))
+    with pytest.raises(CircuitError, match="diagonal"):
+        Q = np.eye(3) + 0.1 * (np.ones((3, 3)) - np.eye(3))
+        build_kalman_circuit(StateSpace(model.A, model.B, model.C, Q, model.R))
+    with pytest.raises(CircuitError, match="timing"):
+        build_kalman_circuit(model, PCFilterOptions(learn="A", timing=LearnTiming.PER_STEP))
