@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     rows = []
     print(f"{'n':>6}{'KF ms/step':>12}{'PC ms/step':>12}{'KF/PC':>8}{'KF rmse':>10}"
-          f"{"PC rmse":>10}{"PC conv.*":>10}")
+          f"{'PC rmse':>10}{'PC conv.*':>10}")
     for n in args.sizes:
         r = bench(n, args.steps_t, args.inference_steps, args.rate)
         rows.append(r)
