@@ -30,10 +30,10 @@ from enum import Enum
 
 import numpy as np
 
-__all__ = ["FilterResult", "Init", "LearnTiming", "PCFilter", "PCFilterOptions",
+__all__ = ["FilterResult", "Init", "LearnTiming", "NonlinearModel", "PCFilter", "PCFilterOptions",
            "PriorPrecision", "StateSpace", "Trajectory", "accelerating_body", "kalman_filter",
            "kalman_step", "pc_energy", "pc_errors", "pc_gradient", "pc_hebbian", "rts_smoother",
-           "simulate"]
+           "pc_filter_nonlinear", "pendulum", "simulate"]
 
 
 class PriorPrecision(Enum):
@@ -359,3 +359,70 @@ class PCFilter:
             for k in hist:
                 hist[k].append(getattr(self, k).copy())
         return FilterResult(mus, None, energies, {k: np.array(v) for k, v in hist.items()})
+
+
+# --------------------------------------------------------------- beyond the thesis: nonlinear
+@dataclass(frozen=True)
+class NonlinearModel:
+    """``x' = f(x) + w``, ``y = h(x) + z`` with Jacobians ``F(x)``, ``H(x)``; ``w ~ N(0, Q)``,
+    ``z ~ N(0, R)``. Functions take and return 1-d numpy arrays."""
+
+    f: object
+    F: object
+    h: object
+    H: object
+    Q: np.ndarray
+    R: np.ndarray
+
+
+def pendulum(*, dt: float = 0.05, g: float = 9.81, q_std: tuple[float, float] = (0.01, 0.1),
+             r_std: float = 0.1, T: int = 400, x0: tuple[float, float] = (1.5, 0.0),
+             rng: np.random.Generator) -> tuple[NonlinearModel, np.ndarray, np.ndarray]:
+    """A pendulum observed through the sine of its angle (after Sarkka's Example 5.1, with a
+    diagonal process noise): ``theta' = theta + omega dt``, ``omega' = omega - g sin(theta) dt``,
+    ``y = sin(theta)``. Returns the model, the true states (T x 2) and observations (T x 1)."""
+    def f(x: np.ndarray) -> np.ndarray:
+        return np.array([x[0] + x[1] * dt, x[1] - g * np.sin(x[0]) * dt])
+
+    def F(x: np.ndarray) -> np.ndarray:
+        return np.array([[1.0, dt], [-g * np.cos(x[0]) * dt, 1.0]])
+
+    def h(x: np.ndarray) -> np.ndarray:
+        return np.array([np.sin(x[0])])
+
+    def H(x: np.ndarray) -> np.ndarray:
+        return np.array([[np.cos(x[0]), 0.0]])
+
+    Q = np.diag(np.square(q_std))
+    R = np.array([[r_std**2]])
+    x = np.zeros((T, 2))
+    y = np.zeros((T, 1))
+    prev = np.array(x0, dtype=np.float64)
+    for t in range(T):
+        prev = f(prev) + np.sqrt(np.diag(Q)) * rng.standard_normal(2)
+        x[t] = prev
+        y[t] = h(prev) + r_std * rng.standard_normal(1)
+    return NonlinearModel(f, F, h, H, Q, R), x, y
+
+
+def pc_filter_nonlinear(model: NonlinearModel, y: np.ndarray, mu0: np.ndarray, *, steps: int,
+                        rate: float, precondition: bool = True) -> np.ndarray:
+    """The PC filter on a nonlinear model: per step, start at ``f(mu_t)`` and descend
+    ``F = 1/2 |y - h(mu)|^2_{R^-1} + 1/2 |mu - f(mu_t)|^2_{Q^-1}`` for ``steps`` steps:
+    ``dmu = rate * T (H(mu)' R^-1 eps_z - Q^-1 eps_x)``. With ``precondition`` each value
+    neuron integrates with its own time constant ``T = diag(Q)`` (its prior variance), which
+    removes the stiffness of a small process noise; without it ``T = I`` (the thesis's form)."""
+    Pz, Px = np.linalg.inv(model.R), np.linalg.inv(model.Q)
+    tau = np.diag(model.Q).copy() if precondition else np.ones(len(mu0))
+    mu = np.asarray(mu0, dtype=np.float64).copy()
+    out = np.zeros((len(y), len(mu)))
+    for t in range(len(y)):
+        prior = model.f(mu)  # type: ignore[operator]
+        m = prior.copy()
+        for _ in range(steps):
+            ez = y[t] - model.h(m)  # type: ignore[operator]
+            ex = m - prior
+            m = m + rate * tau * (model.H(m).T @ (Pz @ ez) - Px @ ex)  # type: ignore[operator]
+        mu = m
+        out[t] = mu
+    return out
