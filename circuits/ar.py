@@ -33,7 +33,8 @@ from algorithms.pc import PCParams, init_params
 from algorithms.spec import BackwardPathway, BatchReduction, DerivativeUse, PassValue, PCSpec
 
 from . import equations as eq
-from .base import Circuit, claim, all_to_all, once_per_sample, plasticity_code
+from .base import (Circuit, all_to_all, bias_plasticity_code, claim, once_per_sample,
+                   plasticity_code)
 from .drive import (ORDER_CLAMPED, ORDER_STORE, STEP, CircuitError, Kernel, Phases, Target,
                     order_summed)
 
@@ -114,11 +115,8 @@ def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
                            name=f"{name}_X{l}")
         g.run_regularly(eq.STORE_AR, when="groups", order=ORDER_STORE, name=f"{name}_X{l}_store")
         if spec.use_bias:
-            g.run_regularly(
-                "b_acc += acc_gate(t) * (-hx_learn)\n"
-                "b = b + apply_gate(t) * eta * clip(b_acc, -clamp, clamp)\n"
-                "b_acc = b_acc * (1 - apply_gate(t))",
-                dt=learn_dt, when="start", order=-2, name=f"{name}_X{l}_learn")
+            g.run_regularly(bias_plasticity_code("-hx_learn"), dt=learn_dt, when="start",
+                            order=-2, name=f"{name}_X{l}_learn")
         groups.append(g)
 
     pathways: dict[str, b2.Synapses] = {}

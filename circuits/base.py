@@ -15,7 +15,7 @@ from algorithms.spec import PCSpec
 from .drive import (ORDER_MONITOR, STEP, CircuitError, Kernel, Phases, Target, codegen_target,
                     drive_namespace, gate_arrays)
 
-__all__ = ["Circuit", "DenseWeights", "all_to_all", "claim", "once_per_sample", "plasticity_code"]
+__all__ = ["Circuit", "DenseWeights", "all_to_all", "bias_plasticity_code", "claim", "once_per_sample", "plasticity_code"]
 
 
 def all_to_all(n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
@@ -32,6 +32,14 @@ def plasticity_code(post_pre: str, decays: bool) -> str:
             f"w = w * (1 - g_apply * eta * {'decay' if decays else '0'})"
             " + g_apply * eta * clip(dw_acc, -clamp, clamp)\n"
             "dw_acc = dw_acc * (1 - g_apply)")
+
+
+def bias_plasticity_code(factor: str) -> str:
+    """Learning code of a bias (a neuron's own variable ``b``), run at every sample boundary:
+    accumulate ``factor`` (the neuron's postsynaptic learning signal), apply per batch."""
+    return (f"b_acc += acc_gate(t) * ({factor})\n"
+            "b = b + apply_gate(t) * eta * clip(b_acc, -clamp, clamp)\n"
+            "b_acc = b_acc * (1 - apply_gate(t))")
 
 
 def once_per_sample(synapses: b2.Synapses, clock: b2.Clock) -> None:

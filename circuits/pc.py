@@ -41,7 +41,8 @@ from algorithms.spec import (BackwardPathway, BatchReduction, DerivativeUse, Err
 
 from . import equations as eq
 from . import kernels as kn
-from .base import Circuit, claim, DenseWeights, all_to_all, once_per_sample, plasticity_code
+from .base import (Circuit, DenseWeights, all_to_all, bias_plasticity_code, claim,
+                   once_per_sample, plasticity_code)
 from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
                     CircuitError, Kernel, Phases, Target, order_summed)
 
@@ -139,11 +140,8 @@ def build_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
         g.run_regularly(eq.STORE_ERRORS, when="groups", order=ORDER_STORE,
                         name=f"{name}_E{l}_store")
         if spec.use_bias:
-            g.run_regularly(
-                "b_acc += acc_gate(t) * e_learn\n"
-                "b = b + apply_gate(t) * eta * clip(b_acc, -clamp, clamp)\n"
-                "b_acc = b_acc * (1 - apply_gate(t))",
-                dt=learn_dt, when="start", order=-2, name=f"{name}_E{l}_learn")
+            g.run_regularly(bias_plasticity_code("e_learn"), dt=learn_dt, when="start",
+                            order=-2, name=f"{name}_E{l}_learn")
         errors.append(g)
 
     pathways: dict[str, b2.Synapses] = {}
