@@ -16,11 +16,13 @@ object          pre -> post      role, and the plasticity written in its model
 
 The relaxations are the shared :class:`~algorithms.spec.Relaxations` (backward pathway,
 derivative use, forward-pass options R5-R8); the schedule is Jacobi (see
-:mod:`circuits.drive`). Checked against :mod:`algorithms.ar` in ``tests/test_circuits.py``.
+:mod:`circuits.drive`). ``Kernel.NUMBA`` computes the dense ``W``/``B`` pathways and their
+Hebbian products with numba kernels on the same schedule. Checked against :mod:`algorithms.ar` in ``tests/test_circuits.py``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import brian2 as b2
@@ -33,10 +35,11 @@ from algorithms.pc import PCParams, init_params
 from algorithms.spec import BackwardPathway, BatchReduction, DerivativeUse, PassValue, PCSpec
 
 from . import equations as eq
-from .base import (Circuit, all_to_all, bias_plasticity_code, claim, once_per_sample,
-                   plasticity_code)
-from .drive import (ORDER_CLAMPED, ORDER_STORE, STEP, CircuitError, Kernel, Phases, Target,
-                    order_summed)
+from . import kernels as kn
+from .base import (Circuit, DenseWeights, all_to_all, bias_plasticity_code, claim,
+                   once_per_sample, plasticity_code)
+from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
+                    CircuitError, Kernel, Phases, Target, order_summed)
 
 __all__ = ["ARCircuit", "build_ar_circuit"]
 
@@ -79,11 +82,13 @@ def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
     if loss not in _GRADIENT:
         raise CircuitError(f"loss: the circuit clamps the output at a local gradient "
                            f"(MSE_SUM or MSE_HALF); {loss.name} needs a softmax across units")
-    if kernel is not Kernel.BRIAN2:
-        raise CircuitError("kernel: the AR circuit has Brian2 synapses only (numba kernels "
-                           "are implemented for the PC circuit)")
     if not isinstance(target, Target):
         raise CircuitError(f"target: must be a Target, got {target!r}")
+    if not isinstance(kernel, Kernel):
+        raise CircuitError(f"kernel: must be a Kernel, got {kernel!r}")
+    if kernel is Kernel.NUMBA and target is Target.CPP_STANDALONE:
+        raise CircuitError("kernel: numba kernels run in NetworkOperations, which the C++ "
+                           "standalone device silently drops; use Kernel.BRIAN2")
     r, fp = spec.relaxations, spec.relaxations.forward_pass
     L, sizes = spec.n_layers, spec.sizes
     phases = Phases(settle=L, relax=spec.inference_steps)
@@ -132,14 +137,23 @@ def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
                             name=f"{name}_{key}_learn")
         pathways[key] = s
 
+    dense: dict[str, DenseWeights] = {}
     for l in range(L):
         pre = "xbar" if (l == 0 or fp.presynaptic_in_update is PassValue.FROZEN) else "x"
+        has_b = r.has_backward_weights and l >= 1
+        if kernel is Kernel.NUMBA:
+            shape = (sizes[l + 1], sizes[l])
+            dense[f"W{l}"] = DenseWeights(np.zeros(shape), np.zeros(shape), True, True)
+            if has_b:
+                dense[f"B{l}"] = DenseWeights(np.zeros(shape[::-1]), np.zeros(shape[::-1]), True,
+                                              r.backward is BackwardPathway.LEARNED)
+            continue
         model = ("w : 1\ndw_acc : 1\na_in_post = w * xbar_pre : 1 (summed)\n"
                  "acur_in_post = w * x_pre : 1 (summed)")
         if r.backward is BackwardPathway.TRANSPOSE and l >= 1:
             model += "\nfb_pre = w * hx_post : 1 (summed)"
         synapses(f"W{l}", groups[l], groups[l + 1], model, f"-hx_learn_post * {pre}_pre")
-        if r.has_backward_weights and l >= 1:
+        if has_b:
             learned = r.backward is BackwardPathway.LEARNED
             synapses(f"B{l}", groups[l + 1], groups[l],
                      "w : 1\ndw_acc : 1\nfb_post = w * hx_pre : 1 (summed)",
@@ -147,8 +161,74 @@ def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
 
     net = claim(b2.Network(*groups, *pathways.values(), name=f"{name}_network"))
     circuit = ARCircuit(spec, net, groups, [None, *groups[1:]], pathways, phases, target,
-                        kernel, loss=loss)
+                        kernel, dense, loss=loss)
     circuit.sample_clocks = [sample_clock]
-    once_per_sample(pathways["W0"], sample_clock)
+    if kernel is Kernel.NUMBA:
+        _add_numba_kernels(circuit, clock)
+    else:
+        once_per_sample(pathways["W0"], sample_clock)
     circuit.set_params(params if params is not None else init_params(spec))
     return circuit
+
+
+def _add_numba_kernels(c: ARCircuit, clock: b2.Clock) -> None:
+    """Dense AR pathways as numba kernels on the summed variables' schedule: stage 1 (forward
+    inputs ``W xbar`` and ``W x``; the clamped input's once per sample), stage 2 (the activity
+    sent down, ``W' (h x)`` or ``B (h x)``) and learning at sample boundaries."""
+    spec, r = c.spec, c.spec.relaxations
+    fp = r.forward_pass
+    L = spec.n_layers
+    live: dict[tuple[int, str], np.ndarray] = {}
+
+    def arr(l: int, v: str) -> np.ndarray:
+        a = live.get((l, v))
+        if a is None:
+            name = "x" if (l == 0 and v == "xbar") else v  # X0's xbar is x
+            a = live[(l, v)] = c.values[l].variables[name].get_value()
+        return a
+
+    timestep = clock.variables["timestep"].get_value()
+    presyn = ["xbar" if (l == 0 or fp.presynaptic_in_update is PassValue.FROZEN) else "x"
+              for l in range(L)]
+
+    def stage1() -> None:
+        first_step = int(timestep[0]) % c.period_now == 0
+        for l in range(0 if first_step else 1, L):
+            w = c.dense[f"W{l}"].w
+            kn.matvec(w, arr(l, "xbar"), arr(l + 1, "a_in"))
+            kn.matvec(w, arr(l, "x"), arr(l + 1, "acur_in"))
+
+    def stage2() -> None:
+        for l in range(1, L):
+            b = c.dense.get(f"B{l}")
+            if b is None:
+                kn.matvec_t(c.dense[f"W{l}"].w, arr(l + 1, "hx"), arr(l, "fb"))
+            else:
+                kn.matvec(b.w, arr(l + 1, "hx"), arr(l, "fb"))
+
+    def learn() -> None:
+        acc_g, apply_g, period = c._gates
+        m = int(timestep[0]) // period
+        if m >= len(acc_g) or acc_g[m] == 0.0:
+            return
+        for l in range(L):
+            post, pre = arr(l + 1, "hx_learn"), arr(l, presyn[l])
+            kn.hebb(c.dense[f"W{l}"].acc, post, pre, -1.0)
+            b = c.dense.get(f"B{l}")
+            if b is not None and b.plastic:
+                kn.hebb(b.acc.T, post, pre, -1.0)
+        if apply_g[m] != 0.0:
+            clamp = spec.update_clamp if spec.update_clamp is not None else math.inf
+            for d in c.dense.values():
+                if d.plastic:
+                    kn.apply_update(d.w, d.acc, spec.learning_rate,
+                                    r.kp_decay if d.decays else 0.0, clamp)
+
+    name = c.network.name
+    c.network.add(
+        b2.NetworkOperation(stage1, clock=clock, when="groups", order=ORDER_STAGE1,
+                            name=f"{name}_numba_stage1"),
+        b2.NetworkOperation(stage2, clock=clock, when="groups", order=ORDER_STAGE2,
+                            name=f"{name}_numba_stage2"),
+        b2.NetworkOperation(learn, dt=c.phases.period * STEP, when="start", order=-3,
+                            name=f"{name}_numba_learn"))

@@ -144,12 +144,13 @@ def test_pc_circuit_equals_torch(case: str, kernel: Kernel) -> None:
     close(fresh.predict(x), net.predict(x))
 
 
+@pytest.mark.parametrize("kernel", [Kernel.BRIAN2, Kernel.NUMBA])
 @pytest.mark.parametrize("case", list(AR_CASES))
-def test_ar_circuit_equals_torch(case: str) -> None:
+def test_ar_circuit_equals_torch(case: str, kernel: Kernel) -> None:
     spec = small_spec(**AR_CASES[case])
     params = params_with_bias(spec)
     x, y = batch(1)
-    circuit = build_ar_circuit(spec, params, target=Target.NUMPY)
+    circuit = build_ar_circuit(spec, params, target=Target.NUMPY, kernel=kernel)
     net = tar.ActivationRelaxationNetwork(spec, params.clone())
     relaxed = circuit.relax(x, y)
     r = net._relax(*tpc.check_batch(spec, x, y))
@@ -157,7 +158,7 @@ def test_ar_circuit_equals_torch(case: str) -> None:
         close(relaxed[f"x{l}"], r.x[l])
     circuit.run(x[:3], y[:3], learn=True, apply=False)
     assert compare_params(circuit.accumulated(), net.updates(x[:3], y[:3])) >= spec.n_layers
-    fresh = build_ar_circuit(spec, params, target=Target.NUMPY)
+    fresh = build_ar_circuit(spec, params, target=Target.NUMPY, kernel=kernel)
     fresh.run(x, y)
     net.train_batch(x[:3], y[:3])
     net.train_batch(x[3:], y[3:])
