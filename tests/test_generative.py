@@ -58,3 +58,53 @@ def test_bad_input() -> None:
         GenerativeSpec(sizes=(4, 3, 2), activations=(Activation.SIGMOID,))
     with pytest.raises(ValueError, match=r"shape \(batch, 784\)"):
         GenerativePC(GenerativeSpec()).encode(torch.zeros(2, 10))
+
+
+def _laplace_free_energy(spec: GenerativeSpec, theta: list[torch.Tensor], o: torch.Tensor,
+                         mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Appendix C: F(mu, sigma) = E(mu) + 1/2 tr(H(mu) sigma) - 1/2 ln|2 pi e sigma|, with the
+    energy E = -ln p(o, mu) of a one-latent-layer model and H its Hessian in mu."""
+    def E(m: torch.Tensor) -> torch.Tensor:
+        return energy(spec, theta, [o, m[None]]).sum()
+
+    H = torch.autograd.functional.hessian(E, mu, create_graph=True)
+    return E(mu) + 0.5 * torch.trace(H @ sigma) - 0.5 * torch.logdet(
+        2 * torch.pi * torch.e * sigma)
+
+
+@pytest.mark.parametrize("act", [Activation.LINEAR, Activation.TANH])
+def test_laplace_and_point_mass_give_the_same_mean_dynamics(act: Activation) -> None:
+    """At the optimal covariance sigma* = H^-1, the Laplace free energy's gradient in mu equals
+    the point-mass rule for a linear model (H does not depend on mu). For a nonlinear one the
+    two differ by exactly 1/2 d ln|H| / d mu, the term the thesis drops (spec 1.4)."""
+    spec = GenerativeSpec(sizes=(5, 3), activations=(act,), prior_precision=1.0,
+                          dtype="float64")
+    g = torch.Generator().manual_seed(3)
+    theta = [torch.randn(5, 3, generator=g, dtype=torch.float64)]
+    o = torch.randn(1, 5, generator=g, dtype=torch.float64)
+    mu = torch.randn(3, generator=g, dtype=torch.float64)
+    if act is not Activation.LINEAR:  # the Laplace expansion is about the mode (H > 0 there)
+        for _ in range(3000):
+            mu = mu + 0.1 * inference_direction(spec, theta, [o, mu[None]])[1][0]
+
+    def E(m: torch.Tensor) -> torch.Tensor:
+        return energy(spec, theta, [o, m[None]]).sum()
+
+    H = torch.autograd.functional.hessian(E, mu)
+    sigma_star = torch.linalg.inv(H)
+    # sigma* minimises F over sigma: the gradient in sigma vanishes there
+    s = sigma_star.clone().requires_grad_(True)
+    (grad_sigma,) = torch.autograd.grad(_laplace_free_energy(spec, theta, o, mu, s), s)
+    torch.testing.assert_close(grad_sigma, torch.zeros_like(grad_sigma), atol=1e-10, rtol=0)
+    m = mu.clone().requires_grad_(True)
+    (grad_mu,) = torch.autograd.grad(_laplace_free_energy(spec, theta, o, m, sigma_star), m)
+    point_mass = -inference_direction(spec, theta, [o, mu[None]])[1][0]
+    if act is Activation.LINEAR:
+        torch.testing.assert_close(grad_mu, point_mass, rtol=1e-10, atol=1e-12)
+    else:
+        m2 = mu.clone().requires_grad_(True)
+        half_logdet = 0.5 * torch.trace(
+            torch.autograd.functional.hessian(E, m2, create_graph=True) @ sigma_star)
+        (extra,) = torch.autograd.grad(half_logdet, m2)
+        torch.testing.assert_close(grad_mu, point_mass + extra, rtol=1e-10, atol=1e-12)
+        assert float(extra.abs().max()) > 1e-4  # the dropped term is real for tanh
