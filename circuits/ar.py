@@ -39,7 +39,8 @@ from . import kernels as kn
 from .base import (Circuit, DenseWeights, all_to_all, bias_plasticity_code, claim,
                    once_per_sample, plasticity_code)
 from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
-                    CircuitError, Kernel, Phases, Target, order_summed)
+                    CircuitError, Kernel, Phases, Target, check_target_kernel,
+                    order_summed)
 
 __all__ = ["ARCircuit", "build_ar_circuit"]
 
@@ -82,13 +83,7 @@ def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
     if loss not in _GRADIENT:
         raise CircuitError(f"loss: the circuit clamps the output at a local gradient "
                            f"(MSE_SUM or MSE_HALF); {loss.name} needs a softmax across units")
-    if not isinstance(target, Target):
-        raise CircuitError(f"target: must be a Target, got {target!r}")
-    if not isinstance(kernel, Kernel):
-        raise CircuitError(f"kernel: must be a Kernel, got {kernel!r}")
-    if kernel is Kernel.NUMBA and target is Target.CPP_STANDALONE:
-        raise CircuitError("kernel: numba kernels run in NetworkOperations, which the C++ "
-                           "standalone device silently drops; use Kernel.BRIAN2")
+    check_target_kernel(target, kernel)
     r, fp = spec.relaxations, spec.relaxations.forward_pass
     L, sizes = spec.n_layers, spec.sizes
     phases = Phases(settle=L, relax=spec.inference_steps)

@@ -50,7 +50,7 @@ import brian2 as b2
 import numpy as np
 
 __all__ = ["CircuitError", "Kernel", "Phases", "STEP", "Target", "drive_namespace",
-           "gate_arrays", "order_summed", "codegen_target"]
+           "check_target_kernel", "gate_arrays", "order_summed", "codegen_target"]
 
 STEP = 0.1 * b2.ms
 """One inference iteration in simulated time."""
@@ -168,6 +168,18 @@ def order_summed(synapses: b2.Synapses, stage2: frozenset[str] = STAGE2_INPUTS) 
     for key, updater in synapses.summed_updaters.items():
         base = key.removesuffix("_pre").removesuffix("_post")
         updater.order = ORDER_STAGE2 if base in stage2 else ORDER_STAGE1
+
+
+def check_target_kernel(target: Target, kernel: Kernel) -> None:
+    """Reject a wrong type, and numba kernels on the C++ standalone device (which silently
+    drops the ``NetworkOperation``s they run in)."""
+    if not isinstance(target, Target):
+        raise CircuitError(f"target: must be a Target, got {target!r}")
+    if not isinstance(kernel, Kernel):
+        raise CircuitError(f"kernel: must be a Kernel, got {kernel!r}")
+    if kernel is Kernel.NUMBA and target is Target.CPP_STANDALONE:
+        raise CircuitError("kernel: numba kernels run in NetworkOperations, which the C++ "
+                           "standalone device silently drops; use Kernel.BRIAN2")
 
 
 @contextlib.contextmanager

@@ -44,7 +44,8 @@ from . import kernels as kn
 from .base import (Circuit, DenseWeights, all_to_all, bias_plasticity_code, claim,
                    once_per_sample, plasticity_code)
 from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
-                    CircuitError, Kernel, Phases, Target, order_summed)
+                    CircuitError, Kernel, Phases, Target, check_target_kernel,
+                    order_summed)
 
 __all__ = ["PCCircuit", "build_pc_circuit", "check_circuit_spec"]
 
@@ -101,13 +102,7 @@ def build_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
     same initial weights as the torch network). ``name`` prefixes every Brian2 object (the
     Cython cache key includes object names, so fixed names avoid recompiles)."""
     check_circuit_spec(spec)
-    if not isinstance(target, Target):
-        raise CircuitError(f"target: must be a Target, got {target!r}")
-    if not isinstance(kernel, Kernel):
-        raise CircuitError(f"kernel: must be a Kernel, got {kernel!r}")
-    if kernel is Kernel.NUMBA and target is Target.CPP_STANDALONE:
-        raise CircuitError("kernel: numba kernels run in NetworkOperations, which the C++ "
-                           "standalone device silently drops; use Kernel.BRIAN2")
+    check_target_kernel(target, kernel)
     r = spec.relaxations
     L, sizes = spec.n_layers, spec.sizes
     phases = Phases(settle=max(L - 1, 0), relax=spec.inference_steps)
