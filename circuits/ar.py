@@ -36,11 +36,10 @@ from algorithms.spec import BackwardPathway, BatchReduction, DerivativeUse, Pass
 
 from . import equations as eq
 from . import kernels as kn
-from .base import (Circuit, DenseWeights, all_to_all, bias_plasticity_code, claim,
-                   once_per_sample, plasticity_code)
+from .base import (Circuit, DenseWeights, bias_plasticity_code, claim, once_per_sample,
+                   pathway)
 from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
-                    CircuitError, Kernel, Phases, Target, check_target_kernel,
-                    order_summed)
+                    CircuitError, Kernel, Phases, Target, check_target_kernel)
 
 __all__ = ["ARCircuit", "build_ar_circuit"]
 
@@ -123,14 +122,8 @@ def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
 
     def synapses(key: str, pre: b2.NeuronGroup, post: b2.NeuronGroup, model: str,
                  learn: str | None) -> None:
-        s = b2.Synapses(pre, post, model, clock=clock, name=f"{name}_{key}")
-        i, j = all_to_all(len(pre), len(post))
-        s.connect(i=i, j=j)
-        order_summed(s)
-        if learn is not None:
-            s.run_regularly(plasticity_code(learn, True), dt=learn_dt, when="start", order=-3,
-                            name=f"{name}_{key}_learn")
-        pathways[key] = s
+        pathways[key] = pathway(f"{name}_{key}", pre, post, model, clock=clock,
+                                learn_dt=learn_dt, learn=learn, decays=True)
 
     dense: dict[str, DenseWeights] = {}
     for l in range(L):

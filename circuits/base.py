@@ -13,9 +13,9 @@ from algorithms.pc import PCParams, PCUpdate, load_named_tensors
 from algorithms.spec import PCSpec
 
 from .drive import (ORDER_MONITOR, STEP, CircuitError, Kernel, Phases, Target, codegen_target,
-                    drive_namespace, gate_arrays)
+                    drive_namespace, gate_arrays, order_summed)
 
-__all__ = ["Circuit", "DenseWeights", "all_to_all", "bias_plasticity_code", "claim", "once_per_sample", "plasticity_code"]
+__all__ = ["Circuit", "DenseWeights", "all_to_all", "bias_plasticity_code", "claim", "once_per_sample", "pathway", "plasticity_code"]
 
 
 def all_to_all(n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
@@ -40,6 +40,25 @@ def bias_plasticity_code(factor: str) -> str:
     return (f"b_acc += acc_gate(t) * ({factor})\n"
             "b = b + apply_gate(t) * eta * clip(b_acc, -clamp, clamp)\n"
             "b_acc = b_acc * (1 - apply_gate(t))")
+
+
+def pathway(name: str, pre: b2.NeuronGroup, post: b2.NeuronGroup, model: str, *,
+            clock: b2.Clock, learn_dt: b2.Quantity, one_to_one: bool = False,
+            learn: str | None = None, decays: bool = False) -> b2.Synapses:
+    """A named pathway: all-to-all (pre-major, so synapse ``k = i * n_post + j``) or
+    one-to-one, its summed inputs scheduled by stage, and, if ``learn`` names the local
+    product, the plasticity of :func:`plasticity_code` at every sample boundary."""
+    s = b2.Synapses(pre, post, model, clock=clock, name=name)
+    if one_to_one:
+        s.connect(j="i")
+    else:
+        i, j = all_to_all(len(pre), len(post))
+        s.connect(i=i, j=j)
+    order_summed(s)
+    if learn is not None:
+        s.run_regularly(plasticity_code(learn, decays), dt=learn_dt, when="start", order=-3,
+                        name=f"{name}_learn")
+    return s
 
 
 def once_per_sample(synapses: b2.Synapses, clock: b2.Clock) -> None:

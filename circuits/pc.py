@@ -41,11 +41,10 @@ from algorithms.spec import (BackwardPathway, BatchReduction, DerivativeUse, Err
 
 from . import equations as eq
 from . import kernels as kn
-from .base import (Circuit, DenseWeights, all_to_all, bias_plasticity_code, claim,
-                   once_per_sample, plasticity_code)
+from .base import (Circuit, DenseWeights, bias_plasticity_code, claim, once_per_sample,
+                   pathway)
 from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
-                    CircuitError, Kernel, Phases, Target, check_target_kernel,
-                    order_summed)
+                    CircuitError, Kernel, Phases, Target, check_target_kernel)
 
 __all__ = ["PCCircuit", "build_pc_circuit", "check_circuit_spec"]
 
@@ -146,17 +145,9 @@ def build_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
     def synapses(key: str, pre: b2.NeuronGroup, post: b2.NeuronGroup, model: str,
                  one_to_one: bool = False, learn: str | None = None,
                  decays: bool = False) -> None:
-        s = b2.Synapses(pre, post, model, clock=clock, name=f"{name}_{key}")
-        if one_to_one:
-            s.connect(j="i")
-        else:
-            i, j = all_to_all(len(pre), len(post))
-            s.connect(i=i, j=j)
-        order_summed(s)
-        if learn is not None:
-            s.run_regularly(plasticity_code(learn, decays), dt=learn_dt, when="start", order=-3,
-                            name=f"{name}_{key}_learn")
-        pathways[key] = s
+        pathways[key] = pathway(f"{name}_{key}", pre, post, model, clock=clock,
+                                learn_dt=learn_dt, one_to_one=one_to_one, learn=learn,
+                                decays=decays)
 
     def dense_matrix(key: str, rows: int, cols: int, decays: bool, plastic: bool) -> None:
         dense[key] = DenseWeights(np.zeros((rows, cols)), np.zeros((rows, cols)), decays, plastic)
