@@ -40,6 +40,7 @@ from .base import (Circuit, DenseWeights, bias_plasticity_code, claim, once_per_
                    pathway)
 from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
                     CircuitError, Kernel, Phases, Target, check_target_kernel)
+from .spiking import SpikeCoding, SpikingARCircuit, build_spiking_ar_circuit
 
 __all__ = ["ARCircuit", "build_ar_circuit"]
 
@@ -73,9 +74,17 @@ class ARCircuit(Circuit):
 def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
                      loss: Loss = Loss.MSE_SUM, init_from_forward: bool = True,
                      target: Target = Target.CYTHON, kernel: Kernel = Kernel.BRIAN2,
-                     name: str = "ar") -> ARCircuit:
+                     name: str = "ar", coding: SpikeCoding | None = None
+                     ) -> ARCircuit | SpikingARCircuit:
     """Build the AR circuit of ``spec`` (relaxations as in :mod:`algorithms.ar`) with
-    ``params`` (default ``init_params(spec)``), output clamped at ``dL/dy`` of ``loss``."""
+    ``params`` (default ``init_params(spec)``), output clamped at ``dL/dy`` of ``loss``.
+    With a ``coding``, the spiking circuit of :mod:`circuits.spiking`."""
+    if coding is not None:
+        if kernel is not Kernel.BRIAN2:
+            raise CircuitError("kernel: spiking circuits run Brian2 synapses (Kernel.BRIAN2)")
+        return build_spiking_ar_circuit(spec, params, coding=coding, loss=loss,
+                                        init_from_forward=init_from_forward, target=target,
+                                        name=name)
     check_ar_spec(spec)
     if spec.batch_reduction is not BatchReduction.SUM:
         raise CircuitError("batch_reduction: the circuit implements SUM only")

@@ -116,6 +116,8 @@ class Circuit:
     """Clocks ticking once per sample (inputs from clamped populations are constant within a
     sample, so their summed pathways are computed once, at the sample's first step)."""
     period_now: int = 1
+    step: b2.Quantity = field(default_factory=lambda: STEP)
+    """Simulated time of one step (rate circuits: one inference iteration)."""
 
     # ------------------------------------------------------------------ weights
     def _matrix(self, name: str, rows: int, cols: int) -> np.ndarray:
@@ -237,16 +239,17 @@ class Circuit:
                 raise CircuitError("learning needs the circuit's own phases")
             acc = apply_ = np.zeros(n * ph.period // P + 2)
         ns = drive_namespace(ph, {"x_in": xa, "y_in": ya}, acc=acc, apply=apply_,
-                             learn_period=P)
+                             learn_period=P, step=self.step)
         ns.update(self._constants())
+        ns.update(self._drive_extra(ph, n, learn))
         self._gates = (acc, apply_, P)
         self.period_now = ph.period
         for clock in self.sample_clocks:
-            clock.dt = ph.period * STEP
+            clock.dt = ph.period * self.step
         extra = list((monitors or {}).values())
         for m in extra:
             self.network.add(m)
-        duration = (len(xa) * ph.period + 1) * STEP
+        duration = (len(xa) * ph.period + 1) * self.step
         if self.target is Target.CPP_STANDALONE:  # recorded now, built by run_standalone
             self.network.run(duration, namespace=ns)
             return
@@ -260,6 +263,10 @@ class Circuit:
         finally:
             for m in extra:
                 self.network.remove(m)
+
+    def _drive_extra(self, phases: Phases, n: int, learn: bool) -> dict[str, object]:
+        """More run-namespace entries (spiking circuits: the hold-window gates)."""
+        return {}
 
     def _constants(self) -> dict[str, object]:
         s = self.spec
@@ -282,7 +289,8 @@ class Circuit:
             if pop not in groups:
                 raise CircuitError(f"no population {pop!r}; have {sorted(groups)}")
             out[pop] = b2.StateMonitor(groups[pop], list(vars_), record=True,
-                                       dt=ph.period * STEP, when="start", order=ORDER_MONITOR,
+                                       dt=ph.period * self.step, when="start",
+                                       order=ORDER_MONITOR,
                                        name=f"{self.network.name}_relaxed_{pop}")
         return out
 

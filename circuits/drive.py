@@ -85,14 +85,23 @@ class Kernel(Enum):
 
 @dataclass(frozen=True)
 class Phases:
-    """Steps per sample: ``settle`` (feedforward sweep), ``relax`` (inference), one hold."""
+    """Steps per sample: ``settle`` (feedforward sweep), ``relax`` (inference), ``hold``
+    (rate circuits: one step; spiking circuits: the readout and plasticity window)."""
 
     settle: int
     relax: int
+    hold: int = 1
 
     @property
     def period(self) -> int:
-        return self.settle + self.relax + 1
+        return self.settle + self.relax + self.hold
+
+    def holding(self, n: int, capacity: int | None = None) -> np.ndarray:
+        """The ``holding`` gate per step (1 in every sample's hold steps), as :meth:`arrays`."""
+        one = np.zeros(self.period)
+        one[self.settle + self.relax:] = 1.0
+        rest = np.zeros(((capacity or n) - n) * self.period + 1)
+        return np.concatenate([np.tile(one, n), rest])
 
     def arrays(self, n: int, capacity: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``settling`` and ``relaxing`` gates per step for ``n`` samples, then zeros (all
@@ -119,7 +128,8 @@ def gate_arrays(n: int, batch_size: int, learn: bool) -> tuple[np.ndarray, np.nd
 
 
 def drive_namespace(phases: Phases, inputs: dict[str, np.ndarray], *, acc: np.ndarray,
-                    apply: np.ndarray, learn_period: int) -> dict[str, object]:
+                    apply: np.ndarray, learn_period: int,
+                    step: b2.Quantity = STEP) -> dict[str, object]:
     """The run namespace: phase gates per step, learning gates per ``learn_period`` steps
     (``acc``/``apply``, from :func:`gate_arrays`) and one ``TimedArray`` per clamped
     population (``inputs[name]``: ``n x width``; its last row is repeated for the final
@@ -127,15 +137,15 @@ def drive_namespace(phases: Phases, inputs: dict[str, np.ndarray], *, acc: np.nd
     n = next(iter(inputs.values())).shape[0]
     cap = capacity(n)
     settling, relaxing = phases.arrays(n, cap)
-    period = phases.period * STEP
+    period = phases.period * step
     ns: dict[str, object] = {
-        "settling": b2.TimedArray(settling, dt=STEP, name="settling"),
-        "relaxing": b2.TimedArray(relaxing, dt=STEP, name="relaxing"),
+        "settling": b2.TimedArray(settling, dt=step, name="settling"),
+        "relaxing": b2.TimedArray(relaxing, dt=step, name="relaxing"),
         "acc_gate": b2.TimedArray(_pad(acc, cap * phases.period // learn_period + 2),
-                                  dt=learn_period * STEP, name="acc_gate"),
+                                  dt=learn_period * step, name="acc_gate"),
         "apply_gate": b2.TimedArray(_pad(apply, cap * phases.period // learn_period
-                                         + 2), dt=learn_period * STEP, name="apply_gate"),
-        "step": STEP,
+                                         + 2), dt=learn_period * step, name="apply_gate"),
+        "step": step,
     }
     for name, values in inputs.items():
         v = np.asarray(values, dtype=np.float64)

@@ -122,3 +122,120 @@ b_acc : 1
 """An activation-relaxation population ``X_l`` (``l = 1..L``). Hidden layers settle to the
 forward activity (or 0) and relax ``dx = gamma (-x + B (h x)_above)``; the output layer
 settles to the loss gradient ``dL/dxbar_L`` and stays clamped there."""
+
+
+# ----------------------------------------------------------------------------- spiking
+# Every spiking population codes one signed quantity ``q`` per unit with an ON/OFF pair of
+# spike trains: the ON cell fires at ``max_rate * clip(q / range, 0, 1)`` and the OFF cell at
+# ``max_rate * clip(-q / range, 0, 1)`` (neurons cannot fire at negative rates). The pair
+# shares its unit's dendritic compartment; its two spike trains are Brian2 events ``on`` and
+# ``off`` of one NeuronGroup, so every pathway has an ON and an OFF synaptic pathway. A
+# receiving neuron decodes a pathway with an exponential synaptic trace of time constant
+# ``tau_s``: each ON spike adds ``w * c`` and each OFF spike ``-w * c`` with
+# ``c = range / (max_rate * tau_s)``, so the trace's mean is ``sum_i w_i q_i``.
+#
+# Phase gates are ``TimedArray``s over one sample period, read at ``tp``, the time within
+# the current sample (SAMPLE_TIME), so their size never depends on the number of samples.
+
+SAMPLE_TIME = "tp = (t + 0.5 * dt) % sample_time : second   # time within the sample\n"
+"""Added to every spiking population: the argument of its phase gates."""
+
+LEARNING = "learning((t + 0.5 * dt) % sample_time)"
+"""The plasticity gate in synaptic code (1 in the hold window of a learning run)."""
+
+SPIKE_CODE = """
+q_on = clip(({q}) / {rng}, 0, 1) : 1      # ON cell's share of the maximum rate
+q_off = clip(-({q}) / {rng}, 0, 1) : 1    # OFF cell's share
+"""
+"""The ON/OFF split of a signed quantity ``{q}`` with coding range ``{rng}``."""
+
+LIF_PAIR = """
+I_on = 1 / (1 - exp(lif_k / clip(q_on * rate_dt, 1e-12, 1))) : 1
+I_off = 1 / (1 - exp(lif_k / clip(q_off * rate_dt, 1e-12, 1))) : 1
+dm_on/dt = (I_on - m_on) / tau_m : 1      # ON cell's membrane (threshold 1)
+dm_off/dt = (I_off - m_off) / tau_m : 1   # OFF cell's membrane
+"""
+"""Leaky integrate-and-fire ON/OFF cells, reset by subtraction. The drive ``I`` inverts the
+Euler-discretised f-I curve: from ``m = 0`` the membrane crosses 1 after exactly
+``1 / (rate * dt)`` steps (``lif_k = ln(1 - dt / tau_m)``, ``rate_dt = max_rate * dt``), so a
+constant ``q`` fires at ``max_rate * q / range`` up to one step's rounding, which the
+subtractive reset carries over to the next interval."""
+
+LIF_EVENTS = {"on": "m_on > 1", "off": "m_off > 1"}
+LIF_RESETS = {"on": "m_on -= 1", "off": "m_off -= 1"}
+POISSON_PAIR = """
+n_on : 1    # spikes of the ON population in this step (POISSON_DRAW)
+n_off : 1   # spikes of the OFF population
+"""
+POISSON_DRAW = "n_on = poisson(q_on * rate_dt * cells)\nn_off = poisson(q_off * rate_dt * cells)"
+"""Poisson ON/OFF populations of ``cells`` cells each: the step's spike counts (the
+superposition of independent Poisson cells is Poisson), drawn before the events."""
+POISSON_EVENTS = {"on": "n_on > 0", "off": "n_off > 0"}
+
+SPIKING_CLAMPED = """
+v : 1                     # clamped to the data (CLAMP once per sample)
+u = v : 1                 # what its spikes code
+dtr/dt = -tr / tau_s : 1  # trace of its own spikes (decodes u): presynaptic factor of plasticity
+count : 1                 # ON minus OFF spikes in the hold window (readout)
+"""
+"""A clamped spiking value population (image or label)."""
+
+SPIKING_VALUE = """
+dv/dt = relaxing(tp) * (fb - own) / tau_v + settling(tp) * (pred - v) / tau_settle : 1
+dvbar/dt = settling(tp) * (pred - vbar) / tau_settle : 1   # latched feedforward value
+dfb/dt = -fb / tau_s : 1    # bottom-up error B e_{{l+1}}: trace of the error spikes above
+down/dt = -own / tau_s : 1  # own error eps_l (or psi^T eps_l): trace of its error spikes
+dtr/dt = -tr / tau_s : 1    # trace of its own spikes (decodes u)
+pred : 1                    # (summed, one-to-one) the own error unit's prediction, settling only
+count : 1                   # ON minus OFF spikes in the hold window (readout)
+u = {u} : 1                 # what its spikes code: v, or vbar under fixed predictions
+"""
+"""A hidden spiking value population ``V_l``: while relaxing ``tau_v dv/dt = B e_{l+1} -
+eps_l`` with both errors decoded from spike traces; while settling it follows the dendritic
+prediction of its own error unit (the feedforward sweep); in the hold window it is still."""
+
+SPIKING_ERROR = """
+da_in/dt = -a_in / tau_s : 1   # W u + ... from the layer below: trace of value spikes
+dvin/dt = -vin / tau_s : 1     # own value (or psi v): trace of value spikes
+a = a_in + b : 1
+mu = {f} : 1                   # dendritic prediction f(a)
+eps = vin - mu : 1             # the error its ON/OFF pair codes
+gain = {gain} : 1              # f'(a) or 1: efficacy of its spikes on the way down
+gain_learn = {gain_learn} : 1  # f'(a) or 1: postsynaptic factor of plasticity
+dmu_hold/dt = holding(tp) * mu / hold_time : 1   # mean prediction over the hold window
+b : 1
+b_acc : 1
+count : 1                      # ON minus OFF spikes in the hold window (readout)
+"""
+"""A spiking error population ``E_l``: a dendrite decodes the prediction and the own value
+from spike traces; its ON/OFF pair codes ``eps = v - f(a)`` within ``range_e``."""
+
+SPIKING_AR_INPUT = """
+x : 1                     # clamped to the image (CLAMP once per sample)
+xbar = x : 1
+u = x : 1                 # what its spikes code
+dtr/dt = -tr / tau_s : 1  # trace of its own spikes
+count : 1                 # ON minus OFF spikes in the hold window (readout)
+"""
+"""``X_0`` of a spiking activation-relaxation circuit."""
+
+SPIKING_AR_UNIT = """
+dx/dt = {relax_term} + settling(tp) * ({x_settle} - x) / tau_settle : 1
+dxbar/dt = settling(tp) * ({f} - xbar) / tau_settle : 1   # latched forward activity f(a)
+dabar/dt = settling(tp) * (a - abar) / tau_settle : 1     # latched forward input a
+da_in/dt = -a_in / tau_s : 1   # W x_below: trace of the spikes below (forward, then current)
+dfb/dt = -fb / tau_s : 1       # B (h x)_above: trace of the spikes above
+dtr/dt = -tr / tau_s : 1       # trace of its own spikes
+a = a_in + b : 1
+h = {h} : 1                    # efficacy of its spikes on the way down
+h_learn = {h_learn} : 1        # gain in the plasticity
+u = x : 1                      # what its spikes code
+b : 1
+b_acc : 1
+count : 1
+{extra}
+"""
+"""A spiking activation-relaxation population ``X_l``: settles to ``f(a)`` (the output to
+``dL/dxbar_L``), relaxes ``tau_v dx/dt = -x + B (h x)_above``, with every inter-layer
+signal decoded from spike traces. The forward trace decodes ``W xbar`` while settling
+(latched as ``abar``) and ``W x`` afterwards (``acur`` of R5/R7)."""

@@ -26,6 +26,7 @@ from .ar import ARCircuit, build_ar_circuit
 from .base import Circuit
 from .drive import CircuitError, Kernel, Target
 from .pc import PCCircuit, build_pc_circuit
+from .spiking import SpikeCoding, SpikingARCircuit, SpikingPCCircuit
 
 __all__ = ["CircuitModel", "build_circuit_model"]
 
@@ -42,14 +43,14 @@ class CircuitModel:
 
     def train_batch(self, x0: Tensor, target: Tensor) -> float:
         c = self.circuit
-        if isinstance(c, PCCircuit):
+        if isinstance(c, (PCCircuit, SpikingPCCircuit)):
             pops = {f"E{l}": ("eps",) for l in range(1, self.spec.n_layers + 1)}
             mons = c.relaxed_monitors(pops)
             c.run(x0, target, monitors=mons)
             total = sum(float((np.asarray(m.eps)[:, 1:] ** 2).sum()) for m in mons.values())
             value = 0.5 * total
         else:
-            assert isinstance(c, ARCircuit)
+            assert isinstance(c, (ARCircuit, SpikingARCircuit))
             L = self.spec.n_layers
             mons = c.relaxed_monitors({f"X{L}": ("xbar",)})
             c.run(x0, target, monitors=mons)
@@ -75,14 +76,17 @@ class CircuitModel:
 
 def build_circuit_model(variant: Variant | ARVariant, base: PCSpec, *,
                         target: Target = Target.CYTHON, kernel: Kernel = Kernel.BRIAN2,
-                        loss: Loss = Loss.MSE_SUM) -> CircuitModel:
-    """The circuit twin of ``build_model(variant, base)``: same spec, same initial weights.
-    Backprop has no circuit (raises :class:`CircuitError`)."""
+                        loss: Loss = Loss.MSE_SUM,
+                        coding: SpikeCoding | None = None) -> CircuitModel:
+    """The circuit twin of ``build_model(variant, base)``: same spec, same initial weights
+    (spiking with a ``coding``). Backprop has no circuit (raises :class:`CircuitError`)."""
     if variant in (Variant.BACKPROP, ARVariant.BACKPROP):
         raise CircuitError("backprop has no neuron circuit; train it with the torch backend")
     spec = variant_spec(variant, base)
     params = init_params(spec)
     if isinstance(variant, ARVariant):
         return CircuitModel(build_ar_circuit(spec, params, loss=loss, target=target,
-                                             kernel=kernel, name="ar"))
-    return CircuitModel(build_pc_circuit(spec, params, target=target, kernel=kernel, name="pc"))
+                                             kernel=kernel, name="ar" if coding is None
+                                             else "sar", coding=coding))
+    return CircuitModel(build_pc_circuit(spec, params, target=target, kernel=kernel,
+                                         name="pc" if coding is None else "spc", coding=coding))

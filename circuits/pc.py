@@ -45,6 +45,7 @@ from .base import (Circuit, DenseWeights, bias_plasticity_code, claim, once_per_
                    pathway)
 from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
                     CircuitError, Kernel, Phases, Target, check_target_kernel)
+from .spiking import SpikeCoding, SpikingPCCircuit, build_spiking_pc_circuit
 
 __all__ = ["PCCircuit", "build_pc_circuit", "check_circuit_spec"]
 
@@ -96,10 +97,17 @@ class PCCircuit(Circuit):
 
 def build_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
                      target: Target = Target.CYTHON, kernel: Kernel = Kernel.BRIAN2,
-                     name: str = "pc") -> PCCircuit:
+                     name: str = "pc", coding: SpikeCoding | None = None
+                     ) -> PCCircuit | SpikingPCCircuit:
     """Build the circuit of ``spec`` with ``params`` (default: ``init_params(spec)``, the
     same initial weights as the torch network). ``name`` prefixes every Brian2 object (the
-    Cython cache key includes object names, so fixed names avoid recompiles)."""
+    Cython cache key includes object names, so fixed names avoid recompiles). With a
+    ``coding``, the spiking circuit of :mod:`circuits.spiking` (Brian2 synapses only)."""
+    if coding is not None:
+        if kernel is not Kernel.BRIAN2:
+            raise CircuitError("kernel: spiking circuits run Brian2 synapses (Kernel.BRIAN2)")
+        return build_spiking_pc_circuit(spec, params, coding=coding, target=target,
+                                        name=name)
     check_circuit_spec(spec)
     check_target_kernel(target, kernel)
     r = spec.relaxations

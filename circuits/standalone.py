@@ -27,6 +27,7 @@ from .ar import build_ar_circuit
 from .base import Circuit
 from .drive import CircuitError, Target
 from .pc import build_pc_circuit
+from .spiking import SpikeCoding
 
 __all__ = ["StandaloneResult", "run_standalone"]
 
@@ -45,10 +46,12 @@ def run_standalone(spec: PCSpec, params: PCParams | None, x: np.ndarray | torch.
                    target: np.ndarray | torch.Tensor, *, directory: str | Path,
                    algorithm: str = "pc", learn: bool = True,
                    record: dict[str, tuple[str, ...]] | None = None,
-                   loss: Loss = Loss.MSE_SUM) -> StandaloneResult:
-    """Build the ``algorithm`` ("pc" or "ar") circuit on the C++ standalone device, present
-    ``x``/``target`` in one run (learning if ``learn``), and return the weights and the
-    relaxed variables named in ``record`` (population -> variables; each ``n x width``)."""
+                   loss: Loss = Loss.MSE_SUM,
+                   coding: SpikeCoding | None = None) -> StandaloneResult:
+    """Build the ``algorithm`` ("pc" or "ar") circuit on the C++ standalone device (spiking
+    with a ``coding``), present ``x``/``target`` in one run (learning if ``learn``), and
+    return the weights and the relaxed variables named in ``record`` (population ->
+    variables; each ``n x width``)."""
     if algorithm not in ("pc", "ar"):
         raise CircuitError(f"algorithm: 'pc' or 'ar', got {algorithm!r}")
     b2.set_device("cpp_standalone", directory=str(directory), build_on_run=False)
@@ -56,10 +59,10 @@ def run_standalone(spec: PCSpec, params: PCParams | None, x: np.ndarray | torch.
         circuit: Circuit
         if algorithm == "pc":
             circuit = build_pc_circuit(spec, params, target=Target.CPP_STANDALONE,
-                                       name="pcsa")
+                                       name="pcsa", coding=coding)
         else:
             circuit = build_ar_circuit(spec, params, target=Target.CPP_STANDALONE, loss=loss,
-                                       name="arsa")
+                                       name="arsa", coding=coding)
         mons = circuit.relaxed_monitors(record or {})
         circuit.run(x, target, learn=learn, monitors=mons)
         b2.device.build(directory=str(directory), compile=True, run=True, with_output=False)

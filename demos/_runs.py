@@ -77,11 +77,13 @@ def write_curves(path: Path, results: Iterable[RunResult]) -> None:
     cols = list(CSV_COLUMNS)
     if any(r.backend != "torch" for r in results):  # the circuit backend adds a column
         cols.insert(cols.index("seed") + 1, "backend")
-    lines = [",".join(cols)]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")  # quotes a field holding commas
+    w.writerow(cols)
     for res in results:
         for row in res.rows():
-            lines.append(",".join(_fmt(row.get(c, "torch")) for c in cols))
-    atomic_write_text(path, "\n".join(lines) + "\n")
+            w.writerow([_fmt(row.get(c, "torch")) for c in cols])
+    atomic_write_text(path, buf.getvalue())
 
 
 def read_curves(path: Path) -> list[dict[str, str]]:

@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def compare(runs: dict[str, RunResult]) -> dict[str, Any]:
+def backend_summary(runs: dict[str, RunResult]) -> dict[str, Any]:
+    """Status, final test accuracy and mean epoch time of every backend's run."""
     out: dict[str, Any] = {}
     for backend, res in runs.items():
         out[f"{backend}_status"] = res.status
@@ -141,6 +142,11 @@ def compare(runs: dict[str, RunResult]) -> dict[str, Any]:
             out[f"{backend}_final_test_accuracy"] = res.records[-1].test_accuracy
             out[f"{backend}_mean_epoch_seconds"] = (sum(r.wall_seconds for r in res.records)
                                                     / len(res.records))
+    return out
+
+
+def compare(runs: dict[str, RunResult]) -> dict[str, Any]:
+    out = backend_summary(runs)
     a, b = runs["circuit"].records, runs["torch"].records
     if a and b:
         n = min(len(a), len(b))
