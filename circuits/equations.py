@@ -175,6 +175,7 @@ POISSON_EVENTS = {"on": "n_on > 0", "off": "n_off > 0"}
 SPIKING_CLAMPED = """
 v : 1                     # clamped to the data (CLAMP once per sample)
 u = v : 1                 # what its spikes code
+vbar = v : 1              # its latched value (the same: it is clamped)
 dtr/dt = -tr / tau_s : 1  # trace of its own spikes (decodes u): presynaptic factor of plasticity
 count : 1                 # ON minus OFF spikes in the hold window (readout)
 """
@@ -188,7 +189,7 @@ down/dt = -own / tau_s : 1  # own error eps_l (or psi^T eps_l): trace of its err
 dtr/dt = -tr / tau_s : 1    # trace of its own spikes (decodes u)
 pred : 1                    # (summed, one-to-one) the own error unit's prediction, settling only
 count : 1                   # ON minus OFF spikes in the hold window (readout)
-u = {u} : 1                 # what its spikes code: v, or vbar under fixed predictions
+u = v : 1                   # what its spikes code
 """
 """A hidden spiking value population ``V_l``: while relaxing ``tau_v dv/dt = B e_{l+1} -
 eps_l`` with both errors decoded from spike traces; while settling it follows the dendritic
@@ -198,7 +199,8 @@ SPIKING_ERROR = """
 da_in/dt = -a_in / tau_s : 1   # W u + ... from the layer below: trace of value spikes
 dvin/dt = -vin / tau_s : 1     # own value (or psi v): trace of value spikes
 a = a_in + b : 1
-mu = {f} : 1                   # dendritic prediction f(a)
+dabar/dt = settling(tp) * (a - abar) / tau_settle : 1   # latched at the end of settling
+mu = {f} : 1                   # dendritic prediction f(a), or f(abar) under fixed predictions
 eps = vin - mu : 1             # the error its ON/OFF pair codes
 gain = {gain} : 1              # f'(a) or 1: efficacy of its spikes on the way down
 gain_learn = {gain_learn} : 1  # f'(a) or 1: postsynaptic factor of plasticity

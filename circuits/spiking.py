@@ -492,7 +492,7 @@ def build_spiking_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
                             clock=sample_clock, when="groups", order=ORDER_CLAMPED,
                             name=f"{name}_V{l}_clamp")
         else:
-            model = eq.SPIKING_VALUE.format(u="vbar" if spec.fixed_predictions else "v")
+            model = eq.SPIKING_VALUE.format()
             g = _pair_group(f"{name}_V{l}", sizes[l], model, q="u", rng="range_v",
                             coding=coding, clock=clock, trace_c="c_v")
         g.run_regularly(_RESET_COUNTS, clock=sample_clock, when="start", order=-1,
@@ -500,7 +500,10 @@ def build_spiking_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
         values.append(g)
     errors: list[b2.NeuronGroup | None] = [None]
     for l in range(1, L + 1):
-        f, df = eq.activation_strings(spec.activation_of(l))
+        # fixed predictions: the dendrite latches its input at the end of settling, and the
+        # plasticity reads the presynaptic latched value (the rate circuit's u = vbar)
+        f, df = eq.activation_strings(spec.activation_of(l),
+                                      "abar" if spec.fixed_predictions else "a")
         model = eq.SPIKING_ERROR.format(f=f, gain="1.0" if drop_inf else df,
                                         gain_learn="1.0" if drop_learn else df)
         o = "o" if l == L else "e"  # the output pair codes a wider range
@@ -512,6 +515,7 @@ def build_spiking_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
 
     objects: list[b2.BrianObject] = []
     pathways: dict[str, b2.Synapses] = {}
+    u = "vbar" if spec.fixed_predictions else "tr"  # the presynaptic factor of W, B
 
     def add(key: str, pre: b2.NeuronGroup, post: b2.NeuronGroup, **kw: object) -> None:
         objs = _spiking_pathway(f"{name}_{key}", pre, post, clock=clock, coding=coding,
@@ -523,7 +527,7 @@ def build_spiking_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
         # V_l -> E_{l+1}: the prediction; Hebbian at each error spike; under weight transport
         # the error spikes also travel back through the same synapses
         o = "o" if l + 1 == L else "e"
-        back = f"dw_acc {{s}}= {{L}} * gain_learn_post * tr_pre * k_{o}"
+        back = f"dw_acc {{s}}= {{L}} * gain_learn_post * {u}_pre * k_{o}"
         if r.backward is BackwardPathway.TRANSPOSE and l >= 1:
             back += f"\nfb_pre {{s}}= w * gain_post * c_{o}"
         add(f"W{l}", values[l], errors[l + 1], forward="a_in_post {s}= {w} * c_v",
@@ -534,7 +538,7 @@ def build_spiking_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
             o = "o" if l + 1 == L else "e"
             fwd = f"fb_post {{s}}= {{w}} * gain_pre * c_{o}"
             if learned:
-                fwd += f"\ndw_acc {{s}}= {{L}} * gain_learn_pre * tr_post * k_{o}"
+                fwd += f"\ndw_acc {{s}}= {{L}} * gain_learn_pre * {u}_post * k_{o}"
             add(f"B{l}", errors[l + 1], values[l], forward=fwd, plastic=learned, decays=True)
         if not r.has_psi:
             add(f"VE{l}", values[l], errors[l], forward="vin_post {s}= c_v", one_to_one=True,
