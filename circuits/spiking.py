@@ -47,8 +47,8 @@ from algorithms.spec import (BackwardPathway, BatchReduction, DerivativeUse, Err
                              ErrorToValue, PassValue, PCSpec)
 
 from . import equations as eq
-from .base import Circuit, all_to_all, claim, once_per_sample
-from .drive import ORDER_CLAMPED, CircuitError, Phases, Target
+from .base import Circuit, all_to_all, claim
+from .drive import ORDER_CLAMPED, CircuitError, Kernel, Phases, Target
 
 __all__ = ["Encoding", "SpikeCoding", "SpikingARCircuit", "SpikingPCCircuit",
            "build_spiking_ar_circuit", "build_spiking_pc_circuit", "decode_counts"]
@@ -560,16 +560,11 @@ def build_spiking_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
     populations = [*values, *[e for e in errors if e is not None]]
     net = claim(b2.Network(*populations, *objects, name=f"{name}_network"))
     circuit = SpikingPCCircuit(spec, net, values, errors, pathways, phases, target,
-                               _no_kernel(), {}, errors=errors, coding=coding)
+                               Kernel.BRIAN2, {}, errors=errors, coding=coding)
     circuit.step = step
     circuit.sample_clocks = [sample_clock]
     circuit.set_params(params if params is not None else init_params(spec))
     return circuit
-
-
-def _no_kernel():  # the spiking circuits run Brian2 synapses only
-    from .drive import Kernel
-    return Kernel.BRIAN2
 
 
 # ------------------------------------------------------------------- correspondence
@@ -766,7 +761,7 @@ def build_spiking_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
 
     net = claim(b2.Network(*groups, *objects, name=f"{name}_network"))
     circuit = SpikingARCircuit(spec, net, groups, [None, *groups[1:]], pathways, phases,
-                               target, _no_kernel(), {}, loss=loss, coding=coding)
+                               target, Kernel.BRIAN2, {}, loss=loss, coding=coding)
     circuit.step = step
     circuit.sample_clocks = [sample_clock]
     circuit.set_params(params if params is not None else init_params(spec))
