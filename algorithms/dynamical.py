@@ -15,7 +15,11 @@ level, ``d_i`` wide). Each node is predicted by the next-higher order at its lev
                    [+ mu[i][n+1], the shift operator D, when ``d_term``]
     dPhi[i][n]   = (f'(.) * pi eps[i][n-1]) mu[i][n]',   dTheta[i][n] = (g'(.) * pi eps[i-1][n]) mu[i][n]'
 
-Pure numpy functions (:func:`predictions`, :func:`errors`, :func:`free_energy`,
+Options of spec 3.5: ``split_errors`` (two errors, each with its own precision, at a node
+reached by both predictions) and ``tie_orders`` (one ``Phi_i`` and one ``Theta_i`` for every
+order, as local linearisation implies); see :class:`LatticeSpec`.
+
+Pure numpy functions (:func:`predictions`, :func:`node_errors`, :func:`free_energy`,
 :func:`inference_direction`, :func:`weight_directions`) and the online protocol of spec 3.6 in
 :class:`DynamicalPC` (predict by the shift operator, correct by inference, learn). Every rule
 is checked against ``torch.autograd`` in ``tests/test_dynamical.py``.
@@ -30,7 +34,8 @@ import numpy as np
 from .activations import Activation
 
 __all__ = ["DynamicalPC", "LatticeSpec", "Params", "errors", "free_energy", "generalised_wave",
-           "inference_direction", "init_params", "predictions", "weight_directions"]
+           "inference_direction", "init_params", "node_errors", "predictions",
+           "weight_directions"]
 
 Nodes = list[list[np.ndarray]]
 
@@ -60,7 +65,15 @@ def _df(act: Activation, a: np.ndarray) -> np.ndarray:
 class LatticeSpec:
     """Sizes ``(d_0, ..., d_I)`` (``d_0``: the observation), ``orders`` N, the dynamical and
     hierarchical nonlinearities, which sensory orders are observed, precisions (one per level,
-    shared by its orders), the D-term, and the protocol's rates."""
+    shared by its orders), the D-term, and the protocol's rates.
+
+    ``split_errors`` (spec 3.5, default False): a node reached by both predictions keeps two
+    errors, a dynamical one ``mu - f(Phi mu')`` with precision ``dynamical_precisions[i]``
+    (default: ``precisions[i]``) and a hierarchical one ``mu - g(Theta mu_up)`` with
+    ``precisions[i]``, instead of one error against their sum (the four-term reading of
+    Eq. 3.20). ``tie_orders`` (default False, the thesis's indexing): one ``Theta_i`` and one
+    ``Phi_i`` shared by every order of level ``i``, as local linearisation implies; their
+    update is the sum of the per-order Hebbian products."""
 
     sizes: tuple[int, ...] = (1, 2)
     orders: int = 3
@@ -68,6 +81,9 @@ class LatticeSpec:
     hierarchical: Activation = Activation.LINEAR
     observed: tuple[int, ...] = (0, 1)
     precisions: tuple[float, ...] | None = None
+    split_errors: bool = False
+    dynamical_precisions: tuple[float, ...] | None = None
+    tie_orders: bool = False
     d_term: bool = True
     dt: float = 0.1
     inference_rate: float = 0.05
@@ -87,6 +103,13 @@ class LatticeSpec:
         if self.precisions is not None and (len(self.precisions) != len(self.sizes)
                                             or min(self.precisions) <= 0):
             raise ValueError(f"precisions: one positive value per level, got {self.precisions}")
+        if self.dynamical_precisions is not None:
+            if not self.split_errors:
+                raise ValueError("dynamical_precisions: only used with split_errors=True")
+            if (len(self.dynamical_precisions) != len(self.sizes)
+                    or min(self.dynamical_precisions) <= 0):
+                raise ValueError(f"dynamical_precisions: one positive value per level, got "
+                                 f"{self.dynamical_precisions}")
         for name in ("dynamical", "hierarchical"):
             if not isinstance(getattr(self, name), Activation):
                 raise ValueError(f"{name}: must be an Activation, got {getattr(self, name)!r}")
@@ -100,7 +123,14 @@ class LatticeSpec:
         return len(self.sizes) - 1
 
     def pi(self, i: int) -> float:
+        """Precision of level ``i``'s (hierarchical, or only) errors."""
         return 1.0 if self.precisions is None else float(self.precisions[i])
+
+    def pi_dynamical(self, i: int) -> float:
+        """Precision of level ``i``'s dynamical errors (split errors; else :meth:`pi`)."""
+        if self.dynamical_precisions is None:
+            return self.pi(i)
+        return float(self.dynamical_precisions[i])
 
 
 @dataclass
@@ -117,73 +147,124 @@ class Params:
 
 
 def init_params(spec: LatticeSpec, rng: np.random.Generator | None = None) -> Params:
-    """``N(0, init_std^2)`` weights from ``spec.seed`` (or ``rng``)."""
+    """``N(0, init_std^2)`` weights from ``spec.seed`` (or ``rng``). Under ``tie_orders`` one
+    matrix per level and family is drawn and copied to every order."""
     rng = rng or np.random.default_rng(spec.seed)
     I, N, d = spec.levels, spec.orders, spec.sizes
     Phi: list[list[np.ndarray | None]] = [[None] * N for _ in range(I + 1)]
     Theta: list[list[np.ndarray | None]] = [[None] * N for _ in range(I + 1)]
     for i in range(1, I + 1):
         for n in range(N):
+            if spec.tie_orders and n >= 1:
+                Theta[i][n] = Theta[i][0].copy()  # type: ignore[union-attr]
+                Phi[i][n] = (Phi[i][1].copy() if n > 1  # type: ignore[union-attr]
+                             else spec.init_std * rng.standard_normal((d[i], d[i])))
+                continue
             Theta[i][n] = spec.init_std * rng.standard_normal((d[i - 1], d[i]))
             if n >= 1:
                 Phi[i][n] = spec.init_std * rng.standard_normal((d[i], d[i]))
     return Params(Phi, Theta)
 
 
+def _dyn(spec: LatticeSpec, p: Params, mu: Nodes, i: int, n: int) -> np.ndarray | None:
+    """The dynamical prediction ``f(Phi[i][n+1] mu[i][n+1])`` of node (i, n), if any."""
+    if i >= 1 and n + 1 < spec.orders:
+        return _f(spec.dynamical, p.Phi[i][n + 1] @ mu[i][n + 1])  # type: ignore[operator]
+    return None
+
+
+def _hier(spec: LatticeSpec, p: Params, mu: Nodes, i: int, n: int) -> np.ndarray | None:
+    """The hierarchical prediction ``g(Theta[i+1][n] mu[i+1][n])`` of node (i, n), if any."""
+    if i + 1 <= spec.levels:
+        return _f(spec.hierarchical, p.Theta[i + 1][n] @ mu[i + 1][n])  # type: ignore[operator]
+    return None
+
+
 def predictions(spec: LatticeSpec, p: Params, mu: Nodes) -> Nodes:
     """``mu_hat[i][n]``: the sum of the dynamical and hierarchical predictions reaching each
     node (zero where neither exists: the top order of the top level has a zero prior)."""
-    I, N = spec.levels, spec.orders
     out: Nodes = []
-    for i in range(I + 1):
+    for i in range(spec.levels + 1):
         row = []
-        for n in range(N):
+        for n in range(spec.orders):
             m = np.zeros(spec.sizes[i])
-            if i >= 1 and n + 1 < N:
-                m = m + _f(spec.dynamical, p.Phi[i][n + 1] @ mu[i][n + 1])  # type: ignore[operator]
-            if i + 1 <= I:
-                m = m + _f(spec.hierarchical, p.Theta[i + 1][n] @ mu[i + 1][n])  # type: ignore[operator]
+            for part in (_dyn(spec, p, mu, i, n), _hier(spec, p, mu, i, n)):
+                if part is not None:
+                    m = m + part
             row.append(m)
         out.append(row)
     return out
 
 
+def node_errors(spec: LatticeSpec, p: Params, mu: Nodes) -> tuple[Nodes, Nodes]:
+    """``(dynamical, hierarchical)`` errors of every node. Without ``split_errors`` both are
+    the same list: each node's single error ``mu - mu_hat``. With it, a node reached by a
+    dynamical prediction has ``mu - f(Phi mu')`` in the first list, one reached by a
+    hierarchical prediction (or by none: the zero prior of the top order of the top level)
+    ``mu - g(Theta mu_up)`` (or ``mu``) in the second, and zeros elsewhere. Unobserved sensory
+    orders carry zero error."""
+    I, N = spec.levels, spec.orders
+    if not spec.split_errors:
+        hat = predictions(spec, p, mu)
+        eps = [[mu[i][n] - hat[i][n] for n in range(N)] for i in range(I + 1)]
+        for n in range(N):
+            if n not in spec.observed:
+                eps[0][n] = np.zeros_like(eps[0][n])
+        return eps, eps
+    dyn: Nodes = [[np.zeros(spec.sizes[i]) for _ in range(N)] for i in range(I + 1)]
+    hier: Nodes = [[np.zeros(spec.sizes[i]) for _ in range(N)] for i in range(I + 1)]
+    for i in range(I + 1):
+        for n in range(N):
+            if i == 0 and n not in spec.observed:
+                continue
+            d, h = _dyn(spec, p, mu, i, n), _hier(spec, p, mu, i, n)
+            if d is not None:
+                dyn[i][n] = mu[i][n] - d
+            if h is not None or d is None:
+                hier[i][n] = mu[i][n] - (0.0 if h is None else h)
+    return dyn, hier
+
+
 def errors(spec: LatticeSpec, p: Params, mu: Nodes) -> Nodes:
-    """``eps[i][n] = mu[i][n] - mu_hat[i][n]``; unobserved sensory orders carry zero error."""
-    hat = predictions(spec, p, mu)
-    eps = [[mu[i][n] - hat[i][n] for n in range(spec.orders)] for i in range(spec.levels + 1)]
-    for n in range(spec.orders):
-        if n not in spec.observed:
-            eps[0][n] = np.zeros_like(eps[0][n])
-    return eps
+    """``eps[i][n] = mu[i][n] - mu_hat[i][n]`` (with ``split_errors``: the hierarchical
+    errors; see :func:`node_errors`); unobserved sensory orders carry zero error."""
+    return node_errors(spec, p, mu)[1]
 
 
 def free_energy(spec: LatticeSpec, p: Params, mu: Nodes) -> float:
-    eps = errors(spec, p, mu)
-    return float(sum(0.5 * spec.pi(i) * float(e @ e) for i, row in enumerate(eps) for e in row))
+    """``F = 1/2 sum pi |eps|^2`` over every error (both kinds under ``split_errors``)."""
+    dyn, hier = node_errors(spec, p, mu)
+    F = sum(0.5 * spec.pi(i) * float(e @ e) for i, row in enumerate(hier) for e in row)
+    if spec.split_errors:
+        F += sum(0.5 * spec.pi_dynamical(i) * float(e @ e) for i, row in enumerate(dyn)
+                 for e in row)
+    return float(F)
 
 
-def inference_direction(spec: LatticeSpec, p: Params, mu: Nodes, eps: Nodes | None = None,
-                        *, d_term: bool | None = None) -> Nodes:
+def inference_direction(spec: LatticeSpec, p: Params, mu: Nodes,
+                        eps: tuple[Nodes, Nodes] | None = None, *,
+                        d_term: bool | None = None) -> Nodes:
     """``dmu`` for every free node (level 0 gets zeros): ``-dF/dmu``, plus ``D mu`` when the
-    D-term is on (``d_term`` overrides the spec)."""
-    eps = errors(spec, p, mu) if eps is None else eps
+    D-term is on (``d_term`` overrides the spec). ``eps``: :func:`node_errors` if known."""
+    dyn, hier = node_errors(spec, p, mu) if eps is None else eps
     I, N = spec.levels, spec.orders
     use_d = spec.d_term if d_term is None else d_term
     out: Nodes = [[np.zeros(spec.sizes[0]) for _ in range(N)]]
     for i in range(1, I + 1):
         row = []
         for n in range(N):
-            dm = -spec.pi(i) * eps[i][n]
+            dm = -spec.pi(i) * hier[i][n]
+            if spec.split_errors:
+                dm = dm - spec.pi_dynamical(i) * dyn[i][n]
             if n >= 1:
                 Phi = p.Phi[i][n]
                 assert Phi is not None
-                dm = dm + Phi.T @ (_df(spec.dynamical, Phi @ mu[i][n]) * spec.pi(i)
-                                   * eps[i][n - 1])
+                dm = dm + Phi.T @ (_df(spec.dynamical, Phi @ mu[i][n])
+                                   * spec.pi_dynamical(i) * dyn[i][n - 1])
             Th = p.Theta[i][n]
             assert Th is not None
             dm = dm + Th.T @ (_df(spec.hierarchical, Th @ mu[i][n]) * spec.pi(i - 1)
-                              * eps[i - 1][n])
+                              * hier[i - 1][n])
             if use_d and n + 1 < N:
                 dm = dm + mu[i][n + 1]
             row.append(dm)
@@ -192,9 +273,11 @@ def inference_direction(spec: LatticeSpec, p: Params, mu: Nodes, eps: Nodes | No
 
 
 def weight_directions(spec: LatticeSpec, p: Params, mu: Nodes,
-                      eps: Nodes | None = None) -> Params:
-    """``-dF/dPhi`` and ``-dF/dTheta``: postsynaptic gain-weighted error x presynaptic value."""
-    eps = errors(spec, p, mu) if eps is None else eps
+                      eps: tuple[Nodes, Nodes] | None = None) -> Params:
+    """``-dF/dPhi`` and ``-dF/dTheta``: postsynaptic gain-weighted error x presynaptic value.
+    Under ``tie_orders`` every order's entry holds the gradient of the shared matrix (the sum
+    of the per-order products)."""
+    dyn, hier = node_errors(spec, p, mu) if eps is None else eps
     I, N = spec.levels, spec.orders
     dPhi: list[list[np.ndarray | None]] = [[None] * N for _ in range(I + 1)]
     dTheta: list[list[np.ndarray | None]] = [[None] * N for _ in range(I + 1)]
@@ -203,12 +286,19 @@ def weight_directions(spec: LatticeSpec, p: Params, mu: Nodes,
             if n >= 1:
                 Phi = p.Phi[i][n]
                 assert Phi is not None
-                post = _df(spec.dynamical, Phi @ mu[i][n]) * spec.pi(i) * eps[i][n - 1]
+                post = (_df(spec.dynamical, Phi @ mu[i][n]) * spec.pi_dynamical(i)
+                        * dyn[i][n - 1])
                 dPhi[i][n] = np.outer(post, mu[i][n])
             Th = p.Theta[i][n]
             assert Th is not None
-            post = _df(spec.hierarchical, Th @ mu[i][n]) * spec.pi(i - 1) * eps[i - 1][n]
+            post = _df(spec.hierarchical, Th @ mu[i][n]) * spec.pi(i - 1) * hier[i - 1][n]
             dTheta[i][n] = np.outer(post, mu[i][n])
+        if spec.tie_orders:
+            total_t = sum(dTheta[i][n] for n in range(N))  # type: ignore[misc]
+            dTheta[i] = [total_t.copy() for _ in range(N)]  # type: ignore[union-attr]
+            if N > 1:
+                total_p = sum(dPhi[i][n] for n in range(1, N))  # type: ignore[misc]
+                dPhi[i] = [None] + [total_p.copy() for _ in range(1, N)]  # type: ignore[union-attr]
     return Params(dPhi, dTheta)
 
 
@@ -271,7 +361,7 @@ class DynamicalPC:
             for i in range(1, s.levels + 1):
                 self.mu[i] = [self.mu[i][n] + s.inference_rate * d[i][n]
                               for n in range(s.orders)]
-        eps = errors(s, self.params, self.mu)
+        eps = node_errors(s, self.params, self.mu)
         if learn:
             w = weight_directions(s, self.params, self.mu, eps)
             for fam in ("Phi", "Theta"):
@@ -281,5 +371,7 @@ class DynamicalPC:
                         if dirs[i][n] is not None:
                             mine[i][n] += s.learning_rate * dirs[i][n]
         return {"predicted": predicted,
-                "errors": np.array([np.linalg.norm(e) for row in eps for e in row]),
+                "errors": np.array([np.hypot(np.linalg.norm(d), np.linalg.norm(h))
+                                    if s.split_errors else np.linalg.norm(h)
+                                    for rd, rh in zip(*eps) for d, h in zip(rd, rh)]),
                 "values": np.concatenate([m for row in self.mu[1:] for m in row])}

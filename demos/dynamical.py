@@ -8,7 +8,8 @@ the generalised observation (value and first derivative observed; analytic deriv
 
 * ``sine``, ``sawtooth``, ``square``: one latent level of width 2, 3 orders, linear (Figs
   3.7, 3.8);
-* ``full-construct``: 2 latent levels x 3 orders on the sine (Fig 3.9).
+* ``full-construct``: 2 latent levels x 3 orders on the sine (Fig 3.9); ``-split``,
+  ``-tied`` and ``-split-tied``: the same with ``split_errors`` and/or ``tie_orders``.
 
 For each: ``<name>.png`` (input and its derivative with the model's predictions made before
 seeing them, the prediction error of every node, the latent values) and ``numbers.json``
@@ -31,13 +32,18 @@ from algorithms.dynamical import DynamicalPC, LatticeSpec, generalised_wave
 
 from ._runs import atomic_write_text
 
-RUNS = {"sine": ("sine", (1, 2)), "sawtooth": ("sawtooth", (1, 2)),
-        "square": ("square", (1, 2)), "full-construct": ("sine", (1, 2, 2))}
+RUNS: dict[str, tuple[str, tuple[int, ...], dict[str, Any]]] = {
+    "sine": ("sine", (1, 2), {}), "sawtooth": ("sawtooth", (1, 2), {}),
+    "square": ("square", (1, 2), {}), "full-construct": ("sine", (1, 2, 2), {}),
+    "full-construct-split": ("sine", (1, 2, 2), {"split_errors": True}),
+    "full-construct-tied": ("sine", (1, 2, 2), {"tie_orders": True}),
+    "full-construct-split-tied": ("sine", (1, 2, 2), {"split_errors": True,
+                                                      "tie_orders": True})}
 
 
 def run(name: str, ticks: int, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    kind, sizes = RUNS[name]
-    spec = LatticeSpec(sizes=sizes, orders=3, seed=seed)
+    kind, sizes, options = RUNS[name]
+    spec = LatticeSpec(sizes=sizes, orders=3, seed=seed, **options)
     model = DynamicalPC(spec)
     obs = generalised_wave(kind, ticks)
     pred, errs, vals = [], [], []

@@ -18,37 +18,61 @@ ACT = {Activation.LINEAR: lambda a: a, Activation.TANH: torch.tanh}
 
 def torch_free_energy(spec: LatticeSpec, Phi: dict, Theta: dict, mu: dict) -> torch.Tensor:
     """F = 1/2 sum pi |mu - f(Phi mu_above_order) - g(Theta mu_above_level)|^2, observed
-    sensory orders and every latent node."""
+    sensory orders and every latent node. Split errors: one term per prediction (a node with
+    none keeps its zero prior), the dynamical ones with their own precision. Tied orders: the
+    order-0 Theta and order-1 Phi of each level serve every order."""
     I, N = spec.levels, spec.orders
+    tied = spec.tie_orders
     total = torch.zeros((), dtype=torch.float64)
     for i in range(I + 1):
         for n in range(N):
             if i == 0 and n not in spec.observed:
                 continue
-            hat = torch.zeros(spec.sizes[i], dtype=torch.float64)
+            parts = []  # (prediction, precision)
             if i >= 1 and n + 1 < N:
-                hat = hat + ACT[spec.dynamical](Phi[i, n + 1] @ mu[i, n + 1])
+                P = Phi[i, 1 if tied else n + 1]
+                pi_d = (spec.dynamical_precisions[i] if spec.dynamical_precisions
+                        else spec.pi(i))
+                parts.append((ACT[spec.dynamical](P @ mu[i, n + 1]), pi_d))
             if i + 1 <= I:
-                hat = hat + ACT[spec.hierarchical](Theta[i + 1, n] @ mu[i + 1, n])
-            e = mu[i, n] - hat
-            total = total + 0.5 * spec.pi(i) * (e @ e)
+                T = Theta[i + 1, 0 if tied else n]
+                parts.append((ACT[spec.hierarchical](T @ mu[i + 1, n]), spec.pi(i)))
+            if not spec.split_errors or not parts:
+                hat = sum((h for h, _ in parts), torch.zeros(spec.sizes[i], dtype=torch.float64))
+                parts = [(hat, spec.pi(i))]
+            for hat, pi in parts:
+                e = mu[i, n] - hat
+                total = total + 0.5 * pi * (e @ e)
     return total
 
 
+OPTIONS = [dict(), dict(split_errors=True), dict(tie_orders=True),
+           dict(split_errors=True, tie_orders=True, dynamical_precisions=(1.0, 3.0, 0.4))]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["thesis", "split", "tied", "split+tied"])
 @pytest.mark.parametrize("act", [Activation.LINEAR, Activation.TANH])
-def test_every_rule_is_minus_the_autograd_gradient(act: Activation) -> None:
+def test_every_rule_is_minus_the_autograd_gradient(act: Activation, options: dict) -> None:
     spec = LatticeSpec(sizes=(2, 3, 2), orders=3, dynamical=act, hierarchical=act,
-                       observed=(0, 1), precisions=(2.0, 0.5, 1.5), init_std=0.7)
+                       observed=(0, 1), precisions=(2.0, 0.5, 1.5), init_std=0.7, **options)
     rng = np.random.default_rng(0)
     p = init_params(spec, rng)
     mu = [[rng.standard_normal(spec.sizes[i]) for _ in range(spec.orders)]
           for i in range(spec.levels + 1)]
     t_mu = {(i, n): torch.tensor(mu[i][n], requires_grad=True)
             for i in range(spec.levels + 1) for n in range(spec.orders)}
+    tied = spec.tie_orders
     t_phi = {(i, n): torch.tensor(m, requires_grad=True)
-             for i, row in enumerate(p.Phi) for n, m in enumerate(row) if m is not None}
+             for i, row in enumerate(p.Phi) for n, m in enumerate(row)
+             if m is not None and (not tied or n == 1)}
     t_th = {(i, n): torch.tensor(m, requires_grad=True)
-            for i, row in enumerate(p.Theta) for n, m in enumerate(row) if m is not None}
+            for i, row in enumerate(p.Theta) for n, m in enumerate(row)
+            if m is not None and (not tied or n == 0)}
+    if tied:  # one matrix per level and family, copied to every order
+        for fam in (p.Phi, p.Theta):
+            for row in fam:
+                mats = [m for m in row if m is not None]
+                assert all(np.array_equal(m, mats[0]) for m in mats)
     F = torch_free_energy(spec, t_phi, t_th, t_mu)
     F.backward()
     assert free_energy(spec, p, mu) == pytest.approx(float(F.detach()), rel=1e-12)
@@ -58,10 +82,12 @@ def test_every_rule_is_minus_the_autograd_gradient(act: Activation) -> None:
             np.testing.assert_allclose(d[i][n], -t.grad.numpy(), rtol=1e-10, atol=1e-12)
     w = weight_directions(spec, p, mu)
     for (i, n), t in t_phi.items():
-        np.testing.assert_allclose(w.Phi[i][n], -t.grad.numpy(), rtol=1e-10, atol=1e-12)
-    for (i, n), t in t_th.items():  # Theta[1][2] predicts an unobserved order: no gradient
+        for m in (range(1, spec.orders) if tied else [n]):
+            np.testing.assert_allclose(w.Phi[i][m], -t.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for (i, n), t in t_th.items():  # untied Theta[1][2] predicts an unobserved order: no grad
         g = t.grad.numpy() if t.grad is not None else np.zeros(tuple(t.shape))
-        np.testing.assert_allclose(w.Theta[i][n], -g, rtol=1e-10, atol=1e-12)
+        for m in (range(spec.orders) if tied else [n]):
+            np.testing.assert_allclose(w.Theta[i][m], -g, rtol=1e-10, atol=1e-12)
     # the D-term adds exactly the shift operator: D mu[i][n] = mu[i][n+1], 0 at the top order
     with_d = inference_direction(spec, p, mu, d_term=True)
     for i in range(1, spec.levels + 1):
@@ -70,6 +96,30 @@ def test_every_rule_is_minus_the_autograd_gradient(act: Activation) -> None:
             np.testing.assert_allclose(with_d[i][n] - d[i][n], shift, atol=1e-12)
     # unobserved sensory orders carry no error
     assert not errors(spec, p, mu)[0][2].any()
+
+
+def test_split_errors_change_only_nodes_with_two_predictions() -> None:
+    """One latent level: no node is reached by two predictions, so split errors give the
+    thesis's dynamics exactly; with two levels the middle level's dynamics differ."""
+    rng = np.random.default_rng(1)
+    for sizes, same in (((1, 2), True), ((1, 3, 2), False)):
+        a, b = (LatticeSpec(sizes=sizes, split_errors=s, init_std=0.5) for s in (False, True))
+        p = init_params(a, rng)
+        mu = [[rng.standard_normal(d) for _ in range(a.orders)] for d in sizes]
+        da, db = inference_direction(a, p, mu), inference_direction(b, p, mu)
+        diff = max(np.abs(x - y).max() for ra, rb in zip(da, db) for x, y in zip(ra, rb))
+        assert (diff < 1e-14) == same
+
+
+def test_tied_orders_stay_tied_while_learning() -> None:
+    model = DynamicalPC(LatticeSpec(sizes=(1, 2), tie_orders=True, inference_steps=20))
+    obs = generalised_wave("sine", 50)
+    for k in range(50):
+        model.tick(obs[k])
+    for fam in (model.params.Phi, model.params.Theta):
+        mats = [m for m in fam[1] if m is not None]
+        assert len(mats) >= 2 and all(np.array_equal(m, mats[0]) for m in mats)
+    assert not np.allclose(model.params.Theta[1][0], init_params(model.spec).Theta[1][0])
 
 
 def test_sine_is_predicted_after_online_learning() -> None:
@@ -98,5 +148,9 @@ def test_bad_lattice_specs_are_rejected() -> None:
         LatticeSpec(observed=(3,))
     with pytest.raises(ValueError, match="precisions"):
         LatticeSpec(precisions=(1.0,))
+    with pytest.raises(ValueError, match="split_errors"):
+        LatticeSpec(dynamical_precisions=(1.0, 1.0))
+    with pytest.raises(ValueError, match="dynamical_precisions"):
+        LatticeSpec(split_errors=True, dynamical_precisions=(1.0, -1.0))
     with pytest.raises(ValueError, match="kind"):
         generalised_wave("triangle", 10)
