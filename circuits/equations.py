@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from algorithms.activations import Activation
 
-__all__ = ["AR_INPUT", "AR_UNIT", "CLAMP", "CLAMPED_VALUE", "DF", "ERROR_NEURON", "F", "STORE_AR",
+__all__ = ["AR_INPUT", "AR_UNIT", "CLAMP", "CLAMPED_VALUE", "DF", "ERROR_NEURON", "F",
+           "GENERATIVE_ERROR", "GENERATIVE_PATHWAY", "GENERATIVE_PLASTICITY", "GENERATIVE_SOURCE",
+           "GENERATIVE_STORE", "GENERATIVE_VALUE", "STORE_AR",
            "STORE_ERRORS", "VALUE_NEURON",
            "activation_strings"]
 
@@ -122,6 +124,69 @@ b_acc : 1
 """An activation-relaxation population ``X_l`` (``l = 1..L``). Hidden layers settle to the
 forward activity (or 0) and relax ``dx = gamma (-x + B (h x)_above)``; the output layer
 settles to the loss gradient ``dL/dxbar_L`` and stays clamped there."""
+
+
+# ------------------------------------------------------------- generative (unsupervised)
+# Circuits of ``circuits.generative``: every node is a value population, every prediction a
+# pathway into an error population of the node it predicts, and a node may have several
+# error populations (split errors) and several outgoing pathways, so the summed inputs are
+# named per pathway (Brian2 allows one summed variable per target variable).
+
+GENERATIVE_VALUE = """
+dv/dt = relaxing(t) * (fb - own) / tau_v + settling(t) * shift * motion / step : 1
+fb = {fb} : 1         # bottom-up: W' (f'(a) pi eps) summed over the pathways v predicts through
+own = {own} : 1       # own precision-weighted errors pi eps, one per error population of v
+motion = {motion} : 1 # the next order's value (the shift operator D), 0 without one
+{summed}
+"""
+"""A free value population: ``dv = gamma (-sum pi eps + sum W' f'(a) pi eps)`` while
+relaxing; in the predict step (``settling``, dynamical circuits) ``v += shift * D v``. The
+``{summed}`` lines declare one summed input per incoming pathway."""
+
+GENERATIVE_ERROR = """
+mu_now = {prediction} : 1   # the sum of the predictions f(a) reaching this population (0: zero prior)
+eps_now = vin - mu_now : 1  # prediction error
+pe_now = prec * eps_now : 1 # precision-weighted error, sent to the own value population
+vin : 1                     # (summed) one-to-one from the own value population
+prec : 1 (constant)         # precision pi (0: an unobserved order)
+mu : 1                      # stored once per step (store code)
+eps : 1
+pe : 1
+predicted : 1               # the prediction latched at the first inference step (dynamical)
+{per_source}
+"""
+"""An error population. ``{per_source}`` holds, per incoming prediction pathway ``k``, its
+summed input ``a_k`` and the gain-weighted error ``g_k = f_k'(a_k) pe`` it sends back (the
+postsynaptic factor of that pathway's Hebbian rule)."""
+
+GENERATIVE_SOURCE = """
+a_{k} : 1                         # (summed) W v from the predicting population
+g_{k}_now = {df} * pe_now : 1     # f'(a) pi eps, sent back through pathway {k}
+g_{k} : 1                         # stored once per step
+"""
+
+GENERATIVE_STORE = "mu = mu_now\neps = eps_now\npe = pe_now\n{stores}"
+"""Store code of an error population (``{stores}``: ``g_k = g_k_now`` per source), plus
+``predicted += latching(t) * (mu_now - predicted)``."""
+
+GENERATIVE_PATHWAY = """
+w : 1
+dw_acc : 1
+a_{k}_post = w * v_pre : 1 (summed)       # the prediction's summed input
+fb_{k}_pre = w * g_{k}_post : 1 (summed)  # the bottom-up error, through the same synapse
+"""
+"""A prediction pathway ``k`` (value -> error): the top-down prediction and, on the same
+synapse, the transposed bottom-up error."""
+
+GENERATIVE_PLASTICITY = """
+g_acc = acc_gate(t)
+g_apply = apply_gate(t) * batch_scale(t)
+dw_acc += g_acc * g_{k}_post * v_pre
+w = w + eta * g_apply * dw_acc
+dw_acc = dw_acc * int(apply_gate(t) == 0)
+"""
+"""Hebbian: postsynaptic gain-weighted error x presynaptic value, accumulated per sample
+and applied per batch scaled by ``batch_scale`` (``1/B`` for a batch mean, 1 online)."""
 
 
 # ----------------------------------------------------------------------------- spiking

@@ -35,6 +35,8 @@ import brian2 as b2
 import numpy as np
 import torch
 
+from algorithms.dynamical import LatticeSpec
+from algorithms.generative import GenerativeSpec
 from algorithms.pc import PCParams, init_params
 from algorithms.spec import (BackwardPathway, BatchReduction, DerivativeUse, ErrorConnections,
                              ErrorToValue, HiddenInit, PCSpec)
@@ -45,6 +47,8 @@ from .base import (Circuit, DenseWeights, bias_plasticity_code, claim, once_per_
                    pathway)
 from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
                     CircuitError, Kernel, Phases, Target, check_target_kernel)
+from .generative import (DynamicalCircuit, GenerativeCircuit, build_dynamical_circuit,
+                         build_generative_circuit)
 from .spiking import SpikeCoding, SpikingPCCircuit, build_spiking_pc_circuit
 
 __all__ = ["PCCircuit", "build_pc_circuit", "check_circuit_spec"]
@@ -95,14 +99,29 @@ class PCCircuit(Circuit):
         return np.asarray(next(iter(mons.values())).mu).T[1:].copy()
 
 
-def build_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
+def build_pc_circuit(spec: PCSpec | GenerativeSpec | LatticeSpec, params: object = None, *,
                      target: Target = Target.CYTHON, kernel: Kernel = Kernel.BRIAN2,
                      name: str = "pc", coding: SpikeCoding | None = None
-                     ) -> PCCircuit | SpikingPCCircuit:
+                     ) -> PCCircuit | SpikingPCCircuit | GenerativeCircuit | DynamicalCircuit:
     """Build the circuit of ``spec`` with ``params`` (default: ``init_params(spec)``, the
     same initial weights as the torch network). ``name`` prefixes every Brian2 object (the
     Cython cache key includes object names, so fixed names avoid recompiles). With a
-    ``coding``, the spiking circuit of :mod:`circuits.spiking` (Brian2 synapses only)."""
+    ``coding``, the spiking circuit of :mod:`circuits.spiking` (Brian2 synapses only).
+
+    A ``GenerativeSpec`` (params: the ``theta`` list) or ``LatticeSpec`` (params: its
+    ``Params``) builds the unsupervised circuits of :mod:`circuits.generative` (rate coding,
+    Brian2 synapses)."""
+    if isinstance(spec, (GenerativeSpec, LatticeSpec)):
+        if coding is not None or kernel is not Kernel.BRIAN2:
+            raise CircuitError("generative and dynamical circuits are rate circuits with "
+                               "Brian2 synapses: no coding, Kernel.BRIAN2")
+        if isinstance(spec, GenerativeSpec):
+            return build_generative_circuit(spec, params, target=target,  # type: ignore[arg-type]
+                                            name=name)
+        return build_dynamical_circuit(spec, params, target=target,  # type: ignore[arg-type]
+                                       name=name)
+    if params is not None and not isinstance(params, PCParams):
+        raise CircuitError(f"params: a PCParams for a PCSpec, got {type(params).__name__}")
     if coding is not None:
         if kernel is not Kernel.BRIAN2:
             raise CircuitError("kernel: spiking circuits run Brian2 synapses (Kernel.BRIAN2)")
