@@ -33,7 +33,9 @@ from ._runs import atomic_write_text
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m demos.generative",
                                 description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default="mnist", choices=["digits", "mnist", "fashion-mnist"])
+    p.add_argument("--dataset", default="mnist",
+                   choices=["digits", "mnist", "fashion-mnist", "cifar10"],
+                   help="cifar10 needs the python batches in <data dir>/cifar10 (not shipped)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--hidden", type=int, default=100)
@@ -108,19 +110,29 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     h, w = data.image_shape
+    ch = data.channels
+
+    def image(v: torch.Tensor) -> np.ndarray:
+        """One flat image (channel-major, as the loaders store it) for ``imshow``."""
+        if ch == 1:
+            return v.reshape(h, w).numpy()
+        return v.reshape(ch, h, w).permute(1, 2, 0).clamp(0, 1).numpy()
+
+    def strip(vs: torch.Tensor) -> np.ndarray:
+        return np.concatenate([image(v) for v in vs], axis=1)
+
     fig = plt.figure(figsize=(15, 8))
     gs = fig.add_gridspec(4, 12)
     for j in range(12):
         for r, img in ((0, xt[j]), (1, rec_test[j])):
             a = fig.add_subplot(gs[r, j])
-            a.imshow(img.reshape(h, w).numpy(), cmap="gray", vmin=0, vmax=1)
+            a.imshow(image(img), cmap="gray", vmin=0, vmax=1)
             a.axis("off")
             if j == 0:
-                a.set_title("test digit" if r == 0 else "dec(enc(.))", fontsize=8, loc="left")
+                a.set_title("test image" if r == 0 else "dec(enc(.))", fontsize=8, loc="left")
     for c in range(min(10, data.n_classes)):
         a = fig.add_subplot(gs[2, c])
-        a.imshow(dreams[c, :4].reshape(4, h, w).permute(1, 0, 2).reshape(h, 4 * w).numpy(),
-                 cmap="gray", vmin=0, vmax=1)
+        a.imshow(strip(dreams[c, :4]), cmap="gray", vmin=0, vmax=1)
         a.axis("off")
         if c == 0:
             a.set_title("dreams around exemplar latents", fontsize=8, loc="left")
@@ -128,13 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     pcs = PCA(2).fit_transform(z_test.numpy())
     sc = a.scatter(pcs[:, 0], pcs[:, 1], c=data.test_y.numpy(), cmap="tab10", s=2)
     fig.colorbar(sc, ax=a)
-    a.set_title("PCA of the 20-d test latents", fontsize=8)
-    lam = torch.linspace(0, 1, 7)[:, None]
-    interp = model.decode((1 - lam) * z_test[exemplars[0]] + lam * z_test[exemplars[1]])
-    for j in range(7):
-        a = fig.add_subplot(gs[3, 5 + j])
-        a.imshow(interp[j].reshape(h, w).numpy(), cmap="gray", vmin=0, vmax=1)
-        a.axis("off")
+    a.set_title(f"PCA of the {args.latent}-d test latents", fontsize=8)
+    # spec 2.5: from the first image toward the second, alpha = 0, 0.1, ..., 1 (CIFAR-10:
+    # horse -> cat, as the thesis; otherwise class 0 -> class 1)
+    src, dst = (exemplars[7], exemplars[3]) if data.name == "cifar10" else exemplars[:2]
+    lam = torch.linspace(0, 1, 11)[:, None]
+    interp = model.decode(z_test[src] + lam * (z_test[dst] - z_test[src]))
+    a = fig.add_subplot(gs[3, 5:])
+    a.imshow(strip(interp), cmap="gray", vmin=0, vmax=1)
+    a.axis("off")
+    a.set_title("latent interpolation, alpha = 0, 0.1, ..., 1", fontsize=8, loc="left")
     fig.suptitle(f"generative PC on {data.name}: {'-'.join(map(str, spec.sizes))}", fontsize=10)
     fig.savefig(out / "figures.png", dpi=110)
     plt.close(fig)
