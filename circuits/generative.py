@@ -389,8 +389,9 @@ class DynamicalCircuit:
     def run(self, obs: np.ndarray, learn: bool = True) -> dict[str, np.ndarray]:
         """Run the online protocol over ``obs`` (``ticks x orders``, or ``ticks x orders x
         d_0``): per tick predict, clamp, infer, learn. Returns ``predicted`` (``ticks x
-        orders x d_0``, made before the tick's observation is seen) and ``values`` (every
-        free node, relaxed, concatenated level by level as ``DynamicalPC.tick``)."""
+        orders x d_0``, made before the tick's observation is seen), ``errors`` (``ticks x
+        nodes``: each node's error norm after inference) and ``values`` (every free node,
+        relaxed, concatenated level by level), as ``DynamicalPC.tick`` reports them."""
         s = self.spec
         o = np.asarray(obs, dtype=np.float64)
         if o.ndim == 2 and s.sizes[0] == 1:
@@ -404,9 +405,16 @@ class DynamicalCircuit:
         rec = {f"pred{n}": (g.units[_unit(s, 0, n)[-1]], "predicted") for n in range(s.orders)}
         rec.update({f"x{i}_{n}": (g.nodes[f"x{i}_{n}"], "v")
                     for i in range(1, s.levels + 1) for n in range(s.orders)})
+        rec.update({f"eps_{u}": (g.units[u], "eps") for u in g.units})
         out = g._run({f"x0_{n}": o[:, n, :] for n in range(s.orders)}, learn=learn,
                      batch_size=1, record=rec)
+        norms = []
+        for i in range(s.levels + 1):
+            for n in range(s.orders):
+                sq = sum((out[f"eps_{u}"] ** 2).sum(1) for u in _unit(s, i, n))
+                norms.append(np.sqrt(sq) * (i > 0 or n in s.observed))
         return {"predicted": np.stack([out[f"pred{n}"] for n in range(s.orders)], axis=1),
+                "errors": np.stack(norms, axis=1),
                 "values": np.concatenate([out[f"x{i}_{n}"] for i in range(1, s.levels + 1)
                                           for n in range(s.orders)], axis=1)}
 

@@ -1,6 +1,8 @@
 """Thesis Figs 3.7-3.9: dynamical predictive coding in generalised coordinates, online.
 
     python -m demos.dynamical                   # writes results/dynamical/
+    python -m demos.dynamical --runs sine full-construct --backend circuit \
+        --out results/dynamical/circuit         # the same with the Brian2 circuit
 
 Protocol of spec 3.6: per tick (dt 0.1, 3000 ticks), predict with the shift operator, clamp
 the generalised observation (value and first derivative observed; analytic derivatives), run
@@ -41,8 +43,8 @@ RUNS: dict[str, tuple[str, tuple[int, ...], dict[str, Any]]] = {
                                                       "tie_orders": True})}
 
 
-def run(name: str, ticks: int, seed: int, learning_rate: float = 0.01
-        ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def run(name: str, ticks: int, seed: int, learning_rate: float = 0.01,
+        backend: str = "numpy") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     kind, sizes, options = RUNS[name]
     spec = LatticeSpec(sizes=sizes, orders=3, seed=seed, learning_rate=learning_rate,
                        **options)
@@ -55,6 +57,19 @@ def run(name: str, ticks: int, seed: int, learning_rate: float = 0.01
         errs.append(r["errors"])
         vals.append(r["values"])
     p, e = np.array(pred), np.array(errs)
+    extra: dict[str, Any] = {}
+    if backend == "circuit":  # the Brian2 circuit from the same start; numpy as the reference
+        from circuits.drive import Target
+        from circuits.pc import build_pc_circuit
+
+        circuit = build_pc_circuit(spec, target=Target.CYTHON, name="dyn_demo")
+        chunks = [circuit.run(obs[k:k + 250]) for k in range(0, ticks, 250)]
+        cp = np.concatenate([c["predicted"][:, :, 0] for c in chunks])
+        extra = {"max_abs_difference_to_numpy_predicted": float(np.abs(cp - p).max()),
+                 "max_abs_difference_to_numpy_values": float(np.abs(
+                     np.concatenate([c["values"] for c in chunks]) - np.array(vals)).max())}
+        p, e = cp, np.concatenate([c["errors"] for c in chunks])
+        vals = list(np.concatenate([c["values"] for c in chunks]))
     late, early = slice(ticks // 2, None), slice(0, ticks // 20)
     pe = np.abs(p[:, :2] - obs[:, :2]).mean(1)
     numbers = {"nmse_input_last_half": float(((p[late, 0] - obs[late, 0]) ** 2).mean()
@@ -75,6 +90,7 @@ def run(name: str, ticks: int, seed: int, learning_rate: float = 0.01
         numbers["share_of_ticks_within_3_of_a_jump_last_half"] = float(near[late].mean())
         numbers["share_of_squared_error_there_last_half"] = float(sq[late][near[late]].sum()
                                                                   / sq[late].sum())
+    numbers.update(extra)
     return numbers, {"obs": obs, "pred": p, "errors": e, "values": np.array(vals)}
 
 
@@ -117,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--learning-rate", type=float, default=0.01,
                    help="online weight step (spec protocol 0.01; the thesis gives none for "
                         "Figs 3.7-3.8)")
+    p.add_argument("--backend", choices=["numpy", "circuit"], default="numpy",
+                   help="circuit: the Brian2 rate circuit (cython), checked against numpy")
     p.add_argument("--out", type=Path, default=Path("results/dynamical"))
     args = p.parse_args(argv)
     if args.ticks < 100:
@@ -125,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     numbers = {}
     for name in args.runs:
-        nums, traces = run(name, args.ticks, args.seed, args.learning_rate)
+        nums, traces = run(name, args.ticks, args.seed, args.learning_rate, args.backend)
         numbers[name] = nums
         figure(name, traces, args.out / f"{name}.png")
         print(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in nums.items()

@@ -61,6 +61,8 @@ def test_dynamical_circuit_follows_the_numpy_model(options: dict) -> None:
                                atol=1e-12)
     np.testing.assert_allclose(got["values"], np.array([t["values"] for t in ticks]),
                                atol=1e-12)
+    np.testing.assert_allclose(got["errors"], np.array([t["errors"] for t in ticks]),
+                               atol=1e-12)
     p, start = circuit.get_params(), DynamicalPC(spec).params
     for fam in ("Phi", "Theta"):
         for row, want_row, row0 in zip(getattr(p, fam), getattr(model.params, fam),
