@@ -39,7 +39,7 @@ from . import kernels as kn
 from .base import (Circuit, DenseWeights, bias_plasticity_code, claim, once_per_sample,
                    pathway)
 from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
-                    CircuitError, Kernel, Phases, Target, check_target_kernel)
+                    CircuitError, Kernel, Phases, Target, check_target_kernel, builds_on_target)
 from .spiking import SpikeCoding, SpikingARCircuit, build_spiking_ar_circuit
 
 __all__ = ["ARCircuit", "build_ar_circuit"]
@@ -71,6 +71,7 @@ class ARCircuit(Circuit):
         return np.asarray(mons[f"X{L}"].xbar).T[1:].copy()
 
 
+@builds_on_target
 def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
                      loss: Loss = Loss.MSE_SUM, init_from_forward: bool = True,
                      target: Target = Target.CYTHON, kernel: Kernel = Kernel.BRIAN2,

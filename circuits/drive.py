@@ -42,14 +42,18 @@ Jacobi iteration of :func:`algorithms.pc.inference_step` and :func:`algorithms.a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any, TypeVar
 
 import brian2 as b2
 import numpy as np
 
-__all__ = ["CircuitError", "Kernel", "Phases", "STEP", "Target", "drive_namespace",
+__all__ = ["CircuitError", "Kernel", "Phases", "STEP", "Target", "builds_on_target",
+           "drive_namespace",
            "check_target_kernel", "gate_arrays", "order_summed", "codegen_target"]
 
 STEP = 0.1 * b2.ms
@@ -204,3 +208,25 @@ def codegen_target(target: Target) -> Iterator[None]:
         yield
     finally:
         b2.prefs.codegen.target = old
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def builds_on_target(builder: _F) -> _F:
+    """Run a circuit builder under its ``target`` argument's code-generation preference.
+    Creating synapses generates code too; without this it would use Brian2's default
+    (Cython) even for a numpy-target circuit, compiling one extension per pathway on a cold
+    cache. The standalone device and invalid targets are left to the builder."""
+    sig = inspect.signature(builder)
+
+    @functools.wraps(builder)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        target = bound.arguments.get("target")
+        runtime = isinstance(target, Target) and target is not Target.CPP_STANDALONE
+        with codegen_target(target) if runtime else contextlib.nullcontext():
+            return builder(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -51,7 +51,8 @@ from algorithms.generative import GenerativePC, GenerativeSpec
 from . import equations as eq
 from .base import all_to_all, claim
 from .drive import (ORDER_CLAMPED, ORDER_MONITOR, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE,
-                    STEP, CircuitError, Phases, Target, capacity, codegen_target)
+                    STEP, CircuitError, Phases, Target, builds_on_target, capacity,
+                    codegen_target)
 
 __all__ = ["DynamicalCircuit", "Edge", "ErrorUnit", "GenerativeCircuit", "Node",
            "build_dynamical_circuit", "build_generative_circuit"]
@@ -178,6 +179,7 @@ def _stage(s: b2.Synapses) -> None:
         updater.order = ORDER_STAGE2 if key.startswith(("fb_", "own_")) else ORDER_STAGE1
 
 
+@builds_on_target
 def build_graph(nodes: list[Node], units: list[ErrorUnit], edges: list[Edge], *,
                 phases: Phases, constants: dict[str, object], target: Target, name: str,
                 reset_free: bool) -> _Graph:

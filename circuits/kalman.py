@@ -38,7 +38,7 @@ from algorithms.kalman import (FilterResult, Init, LearnTiming, PCFilterOptions,
 
 from .base import all_to_all, claim
 from .drive import (ORDER_CLAMPED, ORDER_MONITOR, STEP, CircuitError,
-                    Phases, Target, capacity, codegen_target, order_summed)
+                    Phases, Target, capacity, codegen_target, order_summed, builds_on_target)
 
 __all__ = ["KalmanCircuit", "build_kalman_circuit"]
 
@@ -146,6 +146,7 @@ class KalmanCircuit:
         return FilterResult(mu, None, None, out)
 
 
+@builds_on_target
 def build_kalman_circuit(model: StateSpace, options: PCFilterOptions | None = None, *,
                          A: np.ndarray | None = None, B: np.ndarray | None = None,
                          C: np.ndarray | None = None, mu0: np.ndarray | None = None,

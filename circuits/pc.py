@@ -46,7 +46,7 @@ from . import kernels as kn
 from .base import (Circuit, DenseWeights, bias_plasticity_code, claim, once_per_sample,
                    pathway)
 from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
-                    CircuitError, Kernel, Phases, Target, check_target_kernel)
+                    CircuitError, Kernel, Phases, Target, check_target_kernel, builds_on_target)
 from .generative import (DynamicalCircuit, GenerativeCircuit, build_dynamical_circuit,
                          build_generative_circuit)
 from .spiking import SpikeCoding, SpikingPCCircuit, build_spiking_pc_circuit
@@ -99,6 +99,7 @@ class PCCircuit(Circuit):
         return np.asarray(next(iter(mons.values())).mu).T[1:].copy()
 
 
+@builds_on_target
 def build_pc_circuit(spec: PCSpec | GenerativeSpec | LatticeSpec, params: object = None, *,
                      target: Target = Target.CYTHON, kernel: Kernel = Kernel.BRIAN2,
                      name: str = "pc", coding: SpikeCoding | None = None

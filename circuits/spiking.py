@@ -48,7 +48,7 @@ from algorithms.spec import (BackwardPathway, BatchReduction, DerivativeUse, Err
 
 from . import equations as eq
 from .base import Circuit, all_to_all, claim
-from .drive import ORDER_CLAMPED, CircuitError, Kernel, Phases, Target
+from .drive import ORDER_CLAMPED, CircuitError, Kernel, Phases, Target, builds_on_target
 
 __all__ = ["Encoding", "SpikeCoding", "SpikingARCircuit", "SpikingPCCircuit",
            "build_spiking_ar_circuit", "build_spiking_pc_circuit", "decode_counts"]
@@ -461,6 +461,7 @@ def check_spiking_spec(spec: PCSpec, coding: SpikeCoding) -> None:
                            "weights (BackwardPathway.LEARNED or RANDOM) and ErrorToValue.IDENTITY")
 
 
+@builds_on_target
 def build_spiking_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
                              coding: SpikeCoding | None = None, target: Target = Target.CYTHON,
                              name: str = "spc") -> SpikingPCCircuit:
@@ -667,6 +668,7 @@ class SpikingARCircuit(_Spiking, Circuit):
         return np.asarray(next(iter(mons.values())).y_hold).T[1:].copy()
 
 
+@builds_on_target
 def build_spiking_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
                              coding: SpikeCoding | None = None, loss: Loss = Loss.MSE_SUM,
                              init_from_forward: bool = True, target: Target = Target.CYTHON,

@@ -2,6 +2,7 @@
 784 -> 100 -> 20 whose 20-d top latent predicts the pixels.
 
     python -m demos.generative --dataset mnist --epochs 5     # writes results/generative/mnist
+    python -m demos.generative --dataset digits --backend circuit --out results/generative/digits-circuit
 
 Trains online in minibatches (100 inference steps at 0.1, then one batch-mean Hebbian step),
 then encodes test digits (200 steps) and writes ``figures.png`` (test digits and their
@@ -46,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="on the batch-mean update (the thesis's 0.01 barely moves in 5 epochs)")
     p.add_argument("--prior-precision", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--backend", choices=["torch", "circuit"], default="torch",
+                   help="circuit: train the Brian2 rate circuit (cython) next to a float64 "
+                        "torch twin; the evaluation uses the circuit's weights")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -59,15 +63,51 @@ def main(argv: list[str] | None = None) -> int:
     spec = GenerativeSpec(sizes=(data.n_features, args.hidden, args.latent),
                           learning_rate=args.learning_rate,
                           prior_precision=args.prior_precision)
-    model = GenerativePC(spec)
     x, xt = data.train_x.float(), data.test_x.float()
     g = torch.Generator().manual_seed(0)
     t0 = time.perf_counter()
-    for epoch in range(1, args.epochs + 1):
-        perm = torch.randperm(len(x), generator=g)
-        F = [model.train_batch(x[perm[i:i + 64]]) for i in range(0, len(x), 64)]
-        print(f"epoch {epoch}: mean energy {np.mean(F):.3f} ({time.perf_counter() - t0:.0f} s)",
-              flush=True)
+    extra: dict[str, object] = {"backend": args.backend}
+    if args.backend == "torch":
+        model = GenerativePC(spec)
+        for epoch in range(1, args.epochs + 1):
+            perm = torch.randperm(len(x), generator=g)
+            F = [model.train_batch(x[perm[i:i + 64]]) for i in range(0, len(x), 64)]
+            print(f"epoch {epoch}: mean energy {np.mean(F):.3f} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    else:  # the Brian2 circuit, next to a float64 torch twin on the same minibatches
+        from dataclasses import replace
+
+        from circuits.drive import Target
+        from circuits.pc import build_pc_circuit
+
+        spec = replace(spec, dtype="float64")
+        model = GenerativePC(spec)
+        circuit = build_pc_circuit(spec, model.theta, target=Target.CYTHON, name="gen_demo")
+        circuit_s = twin_s = 0.0
+        gap = 0.0
+        for epoch in range(1, args.epochs + 1):
+            perm = torch.randperm(len(x), generator=g)
+            xs = x[perm].double()
+            F = []
+            for i in range(0, len(xs), 1024):  # chunks of whole minibatches
+                t1 = time.perf_counter()
+                r = circuit.train(xs[i:i + 1024], batch_size=64)
+                circuit_s += time.perf_counter() - t1
+                F += list(sum(0.5 * (r[f"eps{l}"] ** 2).sum(1) for l in range(spec.L))
+                          + 0.5 * spec.prior_precision * (r[f"eps{spec.L}"] ** 2).sum(1))
+                t1 = time.perf_counter()
+                for j in range(i, min(i + 1024, len(xs)), 64):
+                    model.train_batch(xs[j:j + 64])
+                twin_s += time.perf_counter() - t1
+            gap = max(float((a - b).abs().max()) for a, b in zip(circuit.get_params(),
+                                                                   model.theta))
+            print(f"epoch {epoch}: mean energy {np.mean(F):.3f}, max |circuit - twin| weight "
+                  f"{gap:.1e} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        model.theta = [t.to(spec.torch_dtype) for t in circuit.get_params()]
+        extra.update({"max_abs_weight_difference_circuit_vs_torch_twin": gap,
+                      "circuit_seconds_per_epoch": circuit_s / args.epochs,
+                      "torch_twin_seconds_per_epoch": twin_s / args.epochs})
+    x, xt = x.to(spec.torch_dtype), xt.to(spec.torch_dtype)
     z_train = model.encode(x[:5000], steps=200)
     z_test = model.encode(xt, steps=200)
     rec_train = model.decode(z_train)
@@ -112,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                "pixel_classifier_accuracy_on_test_reconstructions": float(
                    clf.score(rec_test.numpy(), data.test_y.numpy())),
                "dreams_classified_as_exemplar_class": dream_share,
-               "pixel_classifier_test_accuracy": float(clf.score(xt.numpy(), data.test_y.numpy()))}
+               "pixel_classifier_test_accuracy": float(clf.score(xt.numpy(), data.test_y.numpy())),
+               **extra}
     atomic_write_text(out / "numbers.json", json.dumps(numbers, indent=2) + "\n")
     for k, v in numbers.items():
         if isinstance(v, float):
