@@ -5,9 +5,10 @@
     python -m demos.generative --dataset digits --backend circuit --out results/generative/digits-circuit
 
 Trains online in minibatches (100 inference steps at 0.1, then one batch-mean Hebbian step),
-then encodes test digits (200 steps) and writes ``figures.png`` (test digits and their
-reconstructions through the bottleneck; dreams around exemplar latents; PCA of the latents
-coloured by label; an interpolation between two test digits) and ``numbers.json``:
+then encodes test digits (200 steps) and writes ``figures.png`` (training and test digits
+and their reconstructions through the bottleneck, and the one-layer prediction of spec 2.5;
+dreams around exemplar latents; PCA of the latents coloured by label; an interpolation
+between two test digits) and ``numbers.json``:
 reconstruction MSE on train and test against the mean-image baseline, 5-NN accuracy on the
 latents, and the share of dreams that a logistic-regression classifier trained on the pixels
 assigns to their exemplar's class; and the criteria spec 8 proposes (10-NN accuracy,
@@ -176,22 +177,28 @@ def main(argv: list[str] | None = None) -> int:
     def strip(vs: torch.Tensor) -> np.ndarray:
         return np.concatenate([image(v) for v in vs], axis=1)
 
-    fig = plt.figure(figsize=(15, 8))
-    gs = fig.add_gridspec(4, 12)
-    for j in range(12):
-        for r, img in ((0, xt[j]), (1, rec_test[j])):
+    with torch.no_grad():  # spec 2.5's secondary reconstruction: the one-layer prediction
+        mu1 = model.infer(xt[:12], steps=200)[1]
+        one_layer = spec.activations[0].f(mu1 @ model.theta[0].T)
+    fig = plt.figure(figsize=(15, 12))
+    gs = fig.add_gridspec(7, 12, height_ratios=[1, 1, 1, 1, 1, 1, 2.6])
+    rows = (("training image", x), ("dec(enc(.)), training", rec_train), ("test image", xt),
+            ("dec(enc(.)), test: through the latent", rec_test),
+            ("f(theta_1 mu_1*), test: the one-layer prediction", one_layer))
+    for r, (label, imgs) in enumerate(rows):
+        for j in range(12):
             a = fig.add_subplot(gs[r, j])
-            a.imshow(image(img), cmap="gray", vmin=0, vmax=1)
+            a.imshow(image(imgs[j]), cmap="gray", vmin=0, vmax=1)
             a.axis("off")
             if j == 0:
-                a.set_title("test image" if r == 0 else "dec(enc(.))", fontsize=8, loc="left")
+                a.set_title(label, fontsize=8, loc="left")
     for c in range(min(10, data.n_classes)):
-        a = fig.add_subplot(gs[2, c])
+        a = fig.add_subplot(gs[5, c])
         a.imshow(strip(dreams[c, :4]), cmap="gray", vmin=0, vmax=1)
         a.axis("off")
         if c == 0:
             a.set_title("dreams around exemplar latents", fontsize=8, loc="left")
-    a = fig.add_subplot(gs[3, :5])
+    a = fig.add_subplot(gs[6, :5])
     sc = a.scatter(pcs[:, 0], pcs[:, 1], c=data.test_y.numpy(), cmap="tab10", s=2)
     fig.colorbar(sc, ax=a)
     a.set_title(f"PCA of the {args.latent}-d test latents", fontsize=8)
@@ -200,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     src, dst = (exemplars[7], exemplars[3]) if data.name == "cifar10" else exemplars[:2]
     lam = torch.linspace(0, 1, 11)[:, None]
     interp = model.decode(z_test[src] + lam * (z_test[dst] - z_test[src]))
-    a = fig.add_subplot(gs[3, 5:])
+    a = fig.add_subplot(gs[6, 5:])
     a.imshow(strip(interp), cmap="gray", vmin=0, vmax=1)
     a.axis("off")
     a.set_title("latent interpolation, alpha = 0, 0.1, ..., 1", fontsize=8, loc="left")
