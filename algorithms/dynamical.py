@@ -16,8 +16,10 @@ level, ``d_i`` wide). Each node is predicted by the next-higher order at its lev
     dPhi[i][n]   = (f'(.) * pi eps[i][n-1]) mu[i][n]',   dTheta[i][n] = (g'(.) * pi eps[i-1][n]) mu[i][n]'
 
 Options of spec 3.5: ``split_errors`` (two errors, each with its own precision, at a node
-reached by both predictions) and ``tie_orders`` (one ``Phi_i`` and one ``Theta_i`` for every
-order, as local linearisation implies); see :class:`LatticeSpec`.
+reached by both predictions), ``tie_orders`` (one ``Phi_i`` and one ``Theta_i`` for every
+order, as local linearisation implies) and ``direction`` (which order predicts which, A-8);
+see :class:`LatticeSpec` and :class:`DynamicsDirection`. The formulas above are the default
+direction.
 
 Pure numpy functions (:func:`predictions`, :func:`node_errors`, :func:`free_energy`,
 :func:`inference_direction`, :func:`weight_directions`) and the online protocol of spec 3.6 in
@@ -28,12 +30,13 @@ is checked against ``torch.autograd`` in ``tests/test_dynamical.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 
 from .activations import Activation
 
-__all__ = ["DynamicalPC", "LatticeSpec", "Params", "errors", "free_energy", "generalised_wave",
+__all__ = ["DynamicalPC", "DynamicsDirection", "LatticeSpec", "Params", "errors", "free_energy", "generalised_wave",
            "inference_direction", "init_params", "node_errors", "predictions",
            "weight_directions"]
 
@@ -61,6 +64,20 @@ def _df(act: Activation, a: np.ndarray) -> np.ndarray:
     return s * (1.0 - s)
 
 
+class DynamicsDirection(Enum):
+    """Which order predicts which at a level (spec 3.5, A-8).
+
+    ``HIGHER_PREDICTS_LOWER`` (thesis Eq. 3.16): ``mu[n] <- f(Phi[n+1] mu[n+1])``, so
+    ``Phi[i][n]`` (``n >= 1``) carries order ``n`` down to ``n - 1``.
+    ``LOWER_PREDICTS_HIGHER`` (the standard generalised motion model ``x' = Phi x``):
+    ``mu[n] <- f(Phi[n-1] mu[n-1])``, so ``Phi[i][n]`` (``n <= N - 2``) carries order ``n``
+    up to ``n + 1``.
+    """
+
+    HIGHER_PREDICTS_LOWER = "higher_predicts_lower"
+    LOWER_PREDICTS_HIGHER = "lower_predicts_higher"
+
+
 @dataclass(frozen=True)
 class LatticeSpec:
     """Sizes ``(d_0, ..., d_I)`` (``d_0``: the observation), ``orders`` N, the dynamical and
@@ -73,7 +90,8 @@ class LatticeSpec:
     ``precisions[i]``, instead of one error against their sum (the four-term reading of
     Eq. 3.20). ``tie_orders`` (default False, the thesis's indexing): one ``Theta_i`` and one
     ``Phi_i`` shared by every order of level ``i``, as local linearisation implies; their
-    update is the sum of the per-order Hebbian products."""
+    update is the sum of the per-order Hebbian products. ``direction``: which order predicts
+    which at a level (:class:`DynamicsDirection`; default the thesis's Eq. 3.16)."""
 
     sizes: tuple[int, ...] = (1, 2)
     orders: int = 3
@@ -84,6 +102,7 @@ class LatticeSpec:
     split_errors: bool = False
     dynamical_precisions: tuple[float, ...] | None = None
     tie_orders: bool = False
+    direction: DynamicsDirection = DynamicsDirection.HIGHER_PREDICTS_LOWER
     d_term: bool = True
     dt: float = 0.1
     inference_rate: float = 0.05
@@ -110,6 +129,8 @@ class LatticeSpec:
                     or min(self.dynamical_precisions) <= 0):
                 raise ValueError(f"dynamical_precisions: one positive value per level, got "
                                  f"{self.dynamical_precisions}")
+        if not isinstance(self.direction, DynamicsDirection):
+            raise ValueError(f"direction: must be a DynamicsDirection, got {self.direction!r}")
         for name in ("dynamical", "hierarchical"):
             if not isinstance(getattr(self, name), Activation):
                 raise ValueError(f"{name}: must be an Activation, got {getattr(self, name)!r}")
@@ -126,6 +147,16 @@ class LatticeSpec:
         """Precision of level ``i``'s (hierarchical, or only) errors."""
         return 1.0 if self.precisions is None else float(self.precisions[i])
 
+    def dynamical_source(self, n: int) -> int | None:
+        """The order whose value predicts order ``n`` at a free level (``None``: none)."""
+        m = n + 1 if self.direction is DynamicsDirection.HIGHER_PREDICTS_LOWER else n - 1
+        return m if 0 <= m < self.orders else None
+
+    def dynamical_target(self, n: int) -> int | None:
+        """The order that order ``n`` predicts through ``Phi[i][n]`` (``None``: none)."""
+        m = n - 1 if self.direction is DynamicsDirection.HIGHER_PREDICTS_LOWER else n + 1
+        return m if 0 <= m < self.orders else None
+
     def pi_dynamical(self, i: int) -> float:
         """Precision of level ``i``'s dynamical errors (split errors; else :meth:`pi`)."""
         if self.dynamical_precisions is None:
@@ -135,7 +166,8 @@ class LatticeSpec:
 
 @dataclass
 class Params:
-    """``Phi[i][n]`` (``d_i x d_i``; ``i >= 1``, ``n >= 1``; else ``None``) and ``Theta[i][n]``
+    """``Phi[i][n]`` (``d_i x d_i``; ``i >= 1`` and order ``n`` predicts another order, see
+    :class:`DynamicsDirection`; else ``None``) and ``Theta[i][n]``
     (``d_{i-1} x d_i``; ``i >= 1``)."""
 
     Phi: list[list[np.ndarray | None]]
@@ -155,21 +187,22 @@ def init_params(spec: LatticeSpec, rng: np.random.Generator | None = None) -> Pa
     Theta: list[list[np.ndarray | None]] = [[None] * N for _ in range(I + 1)]
     for i in range(1, I + 1):
         for n in range(N):
-            if spec.tie_orders and n >= 1:
-                Theta[i][n] = Theta[i][0].copy()  # type: ignore[union-attr]
-                Phi[i][n] = (Phi[i][1].copy() if n > 1  # type: ignore[union-attr]
-                             else spec.init_std * rng.standard_normal((d[i], d[i])))
+            Theta[i][n] = (Theta[i][0].copy() if spec.tie_orders and n >= 1  # type: ignore[union-attr]
+                           else spec.init_std * rng.standard_normal((d[i - 1], d[i])))
+            if spec.dynamical_target(n) is None:
                 continue
-            Theta[i][n] = spec.init_std * rng.standard_normal((d[i - 1], d[i]))
-            if n >= 1:
-                Phi[i][n] = spec.init_std * rng.standard_normal((d[i], d[i]))
+            first = next((m for m in Phi[i] if m is not None), None)
+            Phi[i][n] = (first.copy() if spec.tie_orders and first is not None
+                         else spec.init_std * rng.standard_normal((d[i], d[i])))
     return Params(Phi, Theta)
 
 
 def _dyn(spec: LatticeSpec, p: Params, mu: Nodes, i: int, n: int) -> np.ndarray | None:
-    """The dynamical prediction ``f(Phi[i][n+1] mu[i][n+1])`` of node (i, n), if any."""
-    if i >= 1 and n + 1 < spec.orders:
-        return _f(spec.dynamical, p.Phi[i][n + 1] @ mu[i][n + 1])  # type: ignore[operator]
+    """The dynamical prediction ``f(Phi[i][m] mu[i][m])`` of node (i, n), if any (``m``: the
+    next-higher order, or the next-lower one under ``LOWER_PREDICTS_HIGHER``)."""
+    m = spec.dynamical_source(n)
+    if i >= 1 and m is not None:
+        return _f(spec.dynamical, p.Phi[i][m] @ mu[i][m])  # type: ignore[operator]
     return None
 
 
@@ -256,11 +289,12 @@ def inference_direction(spec: LatticeSpec, p: Params, mu: Nodes,
             dm = -spec.pi(i) * hier[i][n]
             if spec.split_errors:
                 dm = dm - spec.pi_dynamical(i) * dyn[i][n]
-            if n >= 1:
+            tn = spec.dynamical_target(n)
+            if tn is not None:
                 Phi = p.Phi[i][n]
                 assert Phi is not None
                 dm = dm + Phi.T @ (_df(spec.dynamical, Phi @ mu[i][n])
-                                   * spec.pi_dynamical(i) * dyn[i][n - 1])
+                                   * spec.pi_dynamical(i) * dyn[i][tn])
             Th = p.Theta[i][n]
             assert Th is not None
             dm = dm + Th.T @ (_df(spec.hierarchical, Th @ mu[i][n]) * spec.pi(i - 1)
@@ -283,11 +317,12 @@ def weight_directions(spec: LatticeSpec, p: Params, mu: Nodes,
     dTheta: list[list[np.ndarray | None]] = [[None] * N for _ in range(I + 1)]
     for i in range(1, I + 1):
         for n in range(N):
-            if n >= 1:
+            tn = spec.dynamical_target(n)
+            if tn is not None:
                 Phi = p.Phi[i][n]
                 assert Phi is not None
                 post = (_df(spec.dynamical, Phi @ mu[i][n]) * spec.pi_dynamical(i)
-                        * dyn[i][n - 1])
+                        * dyn[i][tn])
                 dPhi[i][n] = np.outer(post, mu[i][n])
             Th = p.Theta[i][n]
             assert Th is not None
@@ -296,9 +331,11 @@ def weight_directions(spec: LatticeSpec, p: Params, mu: Nodes,
         if spec.tie_orders:
             total_t = sum(dTheta[i][n] for n in range(N))  # type: ignore[misc]
             dTheta[i] = [total_t.copy() for _ in range(N)]  # type: ignore[union-attr]
-            if N > 1:
-                total_p = sum(dPhi[i][n] for n in range(1, N))  # type: ignore[misc]
-                dPhi[i] = [None] + [total_p.copy() for _ in range(1, N)]  # type: ignore[union-attr]
+            have = [n for n in range(N) if dPhi[i][n] is not None]
+            if have:
+                total_p = sum(dPhi[i][n] for n in have)  # type: ignore[misc]
+                dPhi[i] = [total_p.copy() if n in have else None  # type: ignore[union-attr]
+                           for n in range(N)]
     return Params(dPhi, dTheta)
 
 

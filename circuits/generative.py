@@ -350,7 +350,8 @@ class DynamicalCircuit:
     """The dynamical lattice as a circuit: node ``x{i}_{n}`` is level ``i``, order ``n``
     (level 0 clamped to the generalised observation); error populations ``e{i}_{n}`` (split
     errors: ``d{i}_{n}`` dynamical and ``h{i}_{n}`` hierarchical); pathways ``Phi{i}_{n}``
-    (``x{i}_{n} -> `` the error of ``(i, n-1)``) and ``Theta{i}_{n}`` (``-> (i-1, n)``)."""
+    (``x{i}_{n} -> `` the error of ``(i, n-1)``, or of ``(i, n+1)`` under
+    ``LOWER_PREDICTS_HIGHER``) and ``Theta{i}_{n}`` (``-> (i-1, n)``)."""
 
     spec: LatticeSpec
     graph: _Graph
@@ -432,7 +433,7 @@ def _unit(s: LatticeSpec, i: int, n: int) -> list[str]:
     under split errors (the top order of the top level keeps its zero prior as ``h``)."""
     if not s.split_errors:
         return [f"e{i}_{n}"]
-    has_d = i >= 1 and n + 1 < s.orders
+    has_d = i >= 1 and s.dynamical_source(n) is not None
     has_h = i + 1 <= s.levels or not has_d
     return [*([f"d{i}_{n}"] if has_d else []), *([f"h{i}_{n}"] if has_h else [])]
 
@@ -461,8 +462,9 @@ def build_dynamical_circuit(spec: LatticeSpec, params: LatticeParams | None = No
                 pi = spec.pi_dynamical(i) if u.startswith("d") else spec.pi(i)
                 units.append(ErrorUnit(u, f"x{i}_{n}", pi if observed else 0.0))
             dyn_unit, hier_unit = names[0], names[-1]
-            if i >= 1 and n + 1 < N:
-                edges.append(Edge(f"Phi{i}_{n + 1}", f"x{i}_{n + 1}", dyn_unit, spec.dynamical))
+            src = spec.dynamical_source(n)
+            if i >= 1 and src is not None:
+                edges.append(Edge(f"Phi{i}_{src}", f"x{i}_{src}", dyn_unit, spec.dynamical))
             if i + 1 <= I:
                 edges.append(Edge(f"Theta{i + 1}_{n}", f"x{i + 1}_{n}", hier_unit,
                                   spec.hierarchical))

@@ -11,7 +11,9 @@ the generalised observation (value and first derivative observed; analytic deriv
 * ``sine``, ``sawtooth``, ``square``: one latent level of width 2, 3 orders, linear (Figs
   3.7, 3.8);
 * ``full-construct``: 2 latent levels x 3 orders on the sine (Fig 3.9); ``-split``,
-  ``-tied`` and ``-split-tied``: the same with ``split_errors`` and/or ``tie_orders``.
+  ``-tied`` and ``-split-tied``: the same with ``split_errors`` and/or ``tie_orders``;
+* ``sine-lower``, ``full-construct-lower``: lower orders predict higher ones
+  (``DynamicsDirection.LOWER_PREDICTS_HIGHER``, the standard generalised motion model).
 
 For each: ``<name>.png`` (input and its derivative with the model's predictions made before
 seeing them, the prediction error of every node, the latent values) and ``numbers.json``
@@ -31,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from algorithms.dynamical import DynamicalPC, LatticeSpec, generalised_wave
+from algorithms.dynamical import DynamicalPC, DynamicsDirection, LatticeSpec, generalised_wave
 
 from ._runs import atomic_write_text
 
@@ -41,7 +43,10 @@ RUNS: dict[str, tuple[str, tuple[int, ...], dict[str, Any]]] = {
     "full-construct-split": ("sine", (1, 2, 2), {"split_errors": True}),
     "full-construct-tied": ("sine", (1, 2, 2), {"tie_orders": True}),
     "full-construct-split-tied": ("sine", (1, 2, 2), {"split_errors": True,
-                                                      "tie_orders": True})}
+                                                      "tie_orders": True}),
+    "sine-lower": ("sine", (1, 2), {"direction": DynamicsDirection.LOWER_PREDICTS_HIGHER}),
+    "full-construct-lower": ("sine", (1, 2, 2),
+                             {"direction": DynamicsDirection.LOWER_PREDICTS_HIGHER})}
 
 
 def run(name: str, ticks: int, seed: int, learning_rate: float = 0.01,

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from algorithms.activations import Activation
-from algorithms.dynamical import (DynamicalPC, LatticeSpec, errors, free_energy,
-                                  generalised_wave, inference_direction, init_params,
-                                  weight_directions)
+from algorithms.dynamical import (DynamicalPC, DynamicsDirection, LatticeSpec, errors,
+                                  free_energy, generalised_wave, inference_direction,
+                                  init_params, weight_directions)
 
 ACT = {Activation.LINEAR: lambda a: a, Activation.TANH: torch.tanh}
 
@@ -20,7 +20,8 @@ def torch_free_energy(spec: LatticeSpec, Phi: dict, Theta: dict, mu: dict) -> to
     """F = 1/2 sum pi |mu - f(Phi mu_above_order) - g(Theta mu_above_level)|^2, observed
     sensory orders and every latent node. Split errors: one term per prediction (a node with
     none keeps its zero prior), the dynamical ones with their own precision. Tied orders: the
-    order-0 Theta and order-1 Phi of each level serve every order."""
+    order-0 Theta and the first Phi of each level serve every order. Lower-predicts-higher:
+    order n is predicted from order n - 1 (and order 0 by nothing at its level)."""
     I, N = spec.levels, spec.orders
     tied = spec.tie_orders
     total = torch.zeros((), dtype=torch.float64)
@@ -29,11 +30,13 @@ def torch_free_energy(spec: LatticeSpec, Phi: dict, Theta: dict, mu: dict) -> to
             if i == 0 and n not in spec.observed:
                 continue
             parts = []  # (prediction, precision)
-            if i >= 1 and n + 1 < N:
-                P = Phi[i, 1 if tied else n + 1]
+            lower = spec.direction is DynamicsDirection.LOWER_PREDICTS_HIGHER
+            src = n - 1 if lower else n + 1  # the predicting order
+            if i >= 1 and 0 <= src < N:
+                P = Phi[i, (0 if lower else 1) if tied else src]
                 pi_d = (spec.dynamical_precisions[i] if spec.dynamical_precisions
                         else spec.pi(i))
-                parts.append((ACT[spec.dynamical](P @ mu[i, n + 1]), pi_d))
+                parts.append((ACT[spec.dynamical](P @ mu[i, src]), pi_d))
             if i + 1 <= I:
                 T = Theta[i + 1, 0 if tied else n]
                 parts.append((ACT[spec.hierarchical](T @ mu[i + 1, n]), spec.pi(i)))
@@ -46,11 +49,14 @@ def torch_free_energy(spec: LatticeSpec, Phi: dict, Theta: dict, mu: dict) -> to
     return total
 
 
+LOWER = DynamicsDirection.LOWER_PREDICTS_HIGHER
 OPTIONS = [dict(), dict(split_errors=True), dict(tie_orders=True),
-           dict(split_errors=True, tie_orders=True, dynamical_precisions=(1.0, 3.0, 0.4))]
+           dict(split_errors=True, tie_orders=True, dynamical_precisions=(1.0, 3.0, 0.4)),
+           dict(direction=LOWER), dict(direction=LOWER, split_errors=True, tie_orders=True)]
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=["thesis", "split", "tied", "split+tied"])
+@pytest.mark.parametrize("options", OPTIONS, ids=["thesis", "split", "tied", "split+tied",
+                                                   "lower", "lower+split+tied"])
 @pytest.mark.parametrize("act", [Activation.LINEAR, Activation.TANH])
 def test_every_rule_is_minus_the_autograd_gradient(act: Activation, options: dict) -> None:
     spec = LatticeSpec(sizes=(2, 3, 2), orders=3, dynamical=act, hierarchical=act,
@@ -62,9 +68,10 @@ def test_every_rule_is_minus_the_autograd_gradient(act: Activation, options: dic
     t_mu = {(i, n): torch.tensor(mu[i][n], requires_grad=True)
             for i in range(spec.levels + 1) for n in range(spec.orders)}
     tied = spec.tie_orders
+    first_phi = 0 if spec.direction is LOWER else 1
     t_phi = {(i, n): torch.tensor(m, requires_grad=True)
              for i, row in enumerate(p.Phi) for n, m in enumerate(row)
-             if m is not None and (not tied or n == 1)}
+             if m is not None and (not tied or n == first_phi)}
     t_th = {(i, n): torch.tensor(m, requires_grad=True)
             for i, row in enumerate(p.Theta) for n, m in enumerate(row)
             if m is not None and (not tied or n == 0)}
@@ -82,7 +89,7 @@ def test_every_rule_is_minus_the_autograd_gradient(act: Activation, options: dic
             np.testing.assert_allclose(d[i][n], -t.grad.numpy(), rtol=1e-10, atol=1e-12)
     w = weight_directions(spec, p, mu)
     for (i, n), t in t_phi.items():
-        for m in (range(1, spec.orders) if tied else [n]):
+        for m in ([k for k in range(spec.orders) if p.Phi[i][k] is not None] if tied else [n]):
             np.testing.assert_allclose(w.Phi[i][m], -t.grad.numpy(), rtol=1e-10, atol=1e-12)
     for (i, n), t in t_th.items():  # untied Theta[1][2] predicts an unobserved order: no grad
         g = t.grad.numpy() if t.grad is not None else np.zeros(tuple(t.shape))
@@ -150,6 +157,8 @@ def test_bad_lattice_specs_are_rejected() -> None:
         LatticeSpec(precisions=(1.0,))
     with pytest.raises(ValueError, match="split_errors"):
         LatticeSpec(dynamical_precisions=(1.0, 1.0))
+    with pytest.raises(ValueError, match="direction"):
+        LatticeSpec(direction="lower_predicts_higher")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="dynamical_precisions"):
         LatticeSpec(split_errors=True, dynamical_precisions=(1.0, -1.0))
     with pytest.raises(ValueError, match="kind"):

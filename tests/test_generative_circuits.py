@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from algorithms.activations import Activation
-from algorithms.dynamical import DynamicalPC, LatticeSpec, generalised_wave
+from algorithms.dynamical import DynamicalPC, DynamicsDirection, LatticeSpec, generalised_wave
 from algorithms.generative import GenerativePC, GenerativeSpec
 from circuits.drive import CircuitError, Kernel, Target
 from circuits.pc import build_pc_circuit
@@ -42,9 +42,10 @@ def test_generative_circuit_follows_the_torch_model() -> None:
         np.testing.assert_allclose(got_t.numpy(), want_t.numpy(), atol=1e-12)
 
 
-@pytest.mark.parametrize("options", [dict(), dict(split_errors=True,
-                                                   dynamical_precisions=(1.0, 2.0, 0.5))],
-                         ids=["thesis", "split"])
+@pytest.mark.parametrize("options", [
+    dict(), dict(split_errors=True, dynamical_precisions=(1.0, 2.0, 0.5)),
+    dict(direction=DynamicsDirection.LOWER_PREDICTS_HIGHER, split_errors=True)],
+    ids=["thesis", "split", "lower+split"])
 def test_dynamical_circuit_follows_the_numpy_model(options: dict) -> None:
     """The full construct (2 levels x 3 orders, tanh dynamics), 12 online ticks on the sine:
     the prediction made before each tick, the relaxed values of every node, and the learned
