@@ -15,12 +15,25 @@ from algorithms.spec import PCSpec
 from .drive import (ORDER_MONITOR, STEP, CircuitError, Kernel, Phases, Target, codegen_target,
                     drive_namespace, gate_arrays, order_summed)
 
-__all__ = ["Circuit", "DenseWeights", "all_to_all", "bias_plasticity_code", "claim", "once_per_sample", "pathway", "plasticity_code"]
+__all__ = ["Circuit", "DenseWeights", "all_to_all", "bias_plasticity_code", "check_samples", "claim", "once_per_sample", "pathway", "plasticity_code"]
 
 
 def all_to_all(n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
     """Explicit pre/post indices, pre-major, so synapse ``k = i * n_post + j``."""
     return np.repeat(np.arange(n_pre), n_post), np.tile(np.arange(n_post), n_pre)
+
+
+def check_samples(x: np.ndarray | torch.Tensor, width: int, what: str) -> np.ndarray:
+    """``x`` as a float64 ``samples x width`` array; a clear error for a wrong shape, no
+    samples, NaN or inf."""
+    a = x.detach().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)
+    if a.ndim != 2 or a.shape[1] != width:
+        raise CircuitError(f"{what} must have shape (samples, {width}), got {a.shape}")
+    if a.shape[0] == 0:
+        raise CircuitError(f"{what} has no samples")
+    if not np.isfinite(a).all():
+        raise CircuitError(f"{what} contains NaN or inf")
+    return a
 
 
 def plasticity_code(post_pre: str, decays: bool) -> str:
@@ -205,14 +218,7 @@ class Circuit:
 
     # --------------------------------------------------------------------- runs
     def _check(self, x: np.ndarray | torch.Tensor, width: int, what: str) -> np.ndarray:
-        a = x.detach().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)
-        if a.ndim != 2 or a.shape[1] != width:
-            raise CircuitError(f"{what} must have shape (samples, {width}), got {a.shape}")
-        if a.shape[0] == 0:
-            raise CircuitError(f"{what} has no samples")
-        if not np.isfinite(a).all():
-            raise CircuitError(f"{what} contains NaN or inf")
-        return a
+        return check_samples(x, width, what)
 
     def run(self, x: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor | None = None,
             *, learn: bool = True, apply: bool = True, phases: Phases | None = None,

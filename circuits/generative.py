@@ -49,10 +49,10 @@ from algorithms.dynamical import Params as LatticeParams
 from algorithms.generative import GenerativePC, GenerativeSpec
 
 from . import equations as eq
-from .base import all_to_all, claim
+from .base import all_to_all, check_samples, claim
 from .drive import (ORDER_CLAMPED, ORDER_MONITOR, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE,
                     STEP, CircuitError, Phases, Target, builds_on_target, capacity,
-                    codegen_target)
+                    codegen_target, drive_namespace, gate_arrays)
 
 __all__ = ["DynamicalCircuit", "Edge", "ErrorUnit", "GenerativeCircuit", "Node",
            "build_dynamical_circuit", "build_generative_circuit"]
@@ -126,22 +126,16 @@ class _Graph:
         state (``n x size``)."""
         n = len(next(iter(inputs.values())))
         ph, P = self.phases, self.phases.period
+        acc, apply_ = gate_arrays(n, batch_size, learn)
+        ns = drive_namespace(ph, {f"{node}_in": rows for node, rows in inputs.items()},
+                             acc=acc, apply=apply_, learn_period=P)
         cap = capacity(n)
-        settling, relaxing = ph.arrays(n, cap)
-        latching = np.zeros_like(settling)
+        latching = np.zeros(cap * P + 1)
         latching[ph.settle: n * P: P] = 1.0
-        acc, apply_, scale = _batch_gates(n, batch_size, learn, cap + 2)
-        ns: dict[str, object] = {
-            "settling": b2.TimedArray(settling, dt=STEP, name="settling"),
-            "relaxing": b2.TimedArray(relaxing, dt=STEP, name="relaxing"),
-            "latching": b2.TimedArray(latching, dt=STEP, name="latching"),
-            "acc_gate": b2.TimedArray(acc, dt=P * STEP, name="acc_gate"),
-            "apply_gate": b2.TimedArray(apply_, dt=P * STEP, name="apply_gate"),
-            "batch_scale": b2.TimedArray(scale, dt=P * STEP, name="batch_scale"),
-            "step": STEP, **self.constants}
-        for node, rows in inputs.items():
-            pad = np.vstack([rows, np.repeat(rows[-1:], cap + 1 - n, axis=0)])
-            ns[f"{node}_in"] = b2.TimedArray(pad, dt=P * STEP, name=f"{node}_in")
+        ns["latching"] = b2.TimedArray(latching, dt=STEP, name="latching")
+        ns["batch_scale"] = b2.TimedArray(_batch_scale(apply_, cap + 2), dt=P * STEP,
+                                          name="batch_scale")
+        ns.update(self.constants)
         mons = {key: b2.StateMonitor(g, var, record=True, dt=P * STEP, when="start",
                                      order=ORDER_MONITOR,
                                      name=f"{self.network.name}_rec_{key}")
@@ -157,19 +151,13 @@ class _Graph:
                 for key, m in mons.items()}
 
 
-def _batch_gates(n: int, batch_size: int, learn: bool, length: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per sample boundary ``m`` (start of sample ``m``): accumulate sample ``m - 1``'s
-    product; apply at batch ends, scaled by ``1 / (samples in the batch)``."""
-    acc, apply_, scale = np.zeros(length), np.zeros(length), np.zeros(length)
-    if learn:
-        acc[1:n + 1] = 1.0
-        ends = [m for m in range(1, n + 1) if m % batch_size == 0 or m == n]
-        start = 0
-        for m in ends:
-            apply_[m], scale[m] = 1.0, 1.0 / (m - start)
-            start = m
-    return acc, apply_, scale
+def _batch_scale(apply: np.ndarray, length: int) -> np.ndarray:
+    """``1 / (samples in the batch)`` at each batch end of ``apply`` (from
+    :func:`~circuits.drive.gate_arrays`), 0 elsewhere: the batch-mean factor."""
+    scale = np.zeros(length)
+    ends = np.flatnonzero(apply)
+    scale[ends] = 1.0 / np.diff(np.concatenate([[0], ends]))
+    return scale
 
 
 def _stage(s: b2.Synapses) -> None:
@@ -292,13 +280,7 @@ class GenerativeCircuit:
             self.graph.set_matrix(f"theta{l}", t.detach().double().numpy())
 
     def _obs(self, o: np.ndarray | torch.Tensor) -> np.ndarray:
-        a = o.detach().double().numpy() if isinstance(o, torch.Tensor) else np.asarray(o, float)
-        if a.ndim != 2 or a.shape[1] != self.spec.sizes[0] or len(a) == 0:
-            raise CircuitError(f"observations must have shape (samples, {self.spec.sizes[0]}), "
-                               f"got {a.shape}")
-        if not np.isfinite(a).all():
-            raise CircuitError("observations contain NaN or inf")
-        return a
+        return check_samples(o, self.spec.sizes[0], "observations")
 
     def _record(self) -> dict[str, tuple[b2.NeuronGroup, str]]:
         g = self.graph
