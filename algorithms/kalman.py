@@ -21,6 +21,15 @@ With ``Px`` the inverse of the Kalman filter's projected covariance (``PriorPrec
 its fixed point is the Kalman mean; with ``Px = Q^-1`` (``PROCESS``, the thesis's filter) it is
 a fixed-gain filter. Pure functions first, then the stateful :class:`PCFilter`. Arrays are
 numpy float64; every rule is checked against ``torch.autograd`` in ``tests/test_kalman.py``.
+
+Step size. ``F`` is quadratic in ``mu`` with Hessian ``H = C' Pz C + Px``, so the inference
+iteration ``mu += rate * dmu`` converges iff ``rate < 2 / lambda_max(H)`` and diverges
+otherwise. By default (``PCFilterOptions.rate = None``) the filter takes
+``rate = 1 / lambda_max(H)`` of its own current ``C`` and precisions, recomputed at every filter
+step where ``H`` can change (``KALMAN`` precision, or while ``C`` learns); an explicit rate above
+``2 / lambda_max(H)`` is refused (``ValueError`` at construction, :class:`FilterDivergedError` if a
+changed ``H`` crosses it later), and a non-finite estimate raises :class:`FilterDivergedError`
+instead of returning NaN or inf.
 """
 
 from __future__ import annotations
@@ -30,9 +39,10 @@ from enum import Enum
 
 import numpy as np
 
-__all__ = ["FilterResult", "Init", "LearnTiming", "NonlinearModel", "PCFilter", "PCFilterOptions",
-           "PriorPrecision", "StateSpace", "Trajectory", "accelerating_body", "kalman_filter",
-           "kalman_step", "pc_energy", "pc_errors", "pc_gradient", "pc_hebbian", "rts_smoother",
+__all__ = ["FilterDivergedError", "FilterResult", "Init", "LearnTiming", "NonlinearModel", "PCFilter", "PCFilterOptions",
+           "PriorPrecision", "StateSpace", "Trajectory", "accelerating_body", "inference_hessian",
+           "kalman_filter", "kalman_step", "pc_energy", "pc_errors", "pc_gradient", "pc_hebbian",
+           "rts_smoother", "stable_rate",
            "pc_filter_nonlinear", "pendulum", "simulate"]
 
 
@@ -260,15 +270,50 @@ def pc_hebbian(ez: np.ndarray, ex: np.ndarray, mu: np.ndarray, mu_prev: np.ndarr
     return np.outer(px, mu_prev), np.outer(px, u), np.outer(Pz @ ez, mu)
 
 
+def inference_hessian(C: np.ndarray, Pz: np.ndarray, Px: np.ndarray) -> np.ndarray:
+    """``H = C' Pz C + Px``: the Hessian of the energy in ``mu``, which inference descends."""
+    return C.T @ Pz @ C + Px
+
+
+def stable_rate(C: np.ndarray, Pz: np.ndarray, Px: np.ndarray) -> tuple[float, float]:
+    """``(1 / lambda_max(H), 2 / lambda_max(H))`` for ``H`` = :func:`inference_hessian`: the
+    automatic rate (the stiffest direction settles in one iteration) and the stability bound
+    (inference diverges at any rate above it)."""
+    H = inference_hessian(C, Pz, Px)
+    lam = float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
+    return 1.0 / lam, 2.0 / lam
+
+
+class FilterDivergedError(ValueError):
+    """The PC filter's estimate left the finite numbers, or its explicit ``rate`` crossed the
+    stability bound ``2 / lambda_max(C' Pz C + Px)``, at filter step ``step`` (0-based).
+
+    Attributes: ``step``, ``rate`` (used at that step), ``bound`` (``2 / lambda_max`` then) and,
+    when raised from :meth:`PCFilter.run`, ``result``: the :class:`FilterResult` of the steps
+    before ``step`` (all finite)."""
+
+    def __init__(self, message: str, *, step: int, rate: float, bound: float) -> None:
+        super().__init__(message)
+        self.step, self.rate, self.bound = step, rate, bound
+        self.result: FilterResult | None = None
+
+
 @dataclass(frozen=True)
 class PCFilterOptions:
     """Inference ``steps`` at ``rate``; prior precision mode; initialisation; which matrices
-    learn (``learn``: subset of ``"ABC"``) with ``learning_rates`` and ``timing``."""
+    learn (``learn``: subset of ``"ABC"``) with ``learning_rates`` and ``timing``.
 
-    steps: int = 5
-    rate: float = 0.05
+    ``rate=None`` (the default) is automatic: ``1 / lambda_max`` of the filter's own inference
+    Hessian ``C' Pz C + Px`` (:func:`stable_rate`), recomputed where that Hessian changes; an
+    explicit rate must stay below the bound ``2 / lambda_max`` (checked by :class:`PCFilter`).
+    The defaults (automatic rate, 20 steps from the projection ``A mu + B u``) keep the filter
+    finite on any model; the thesis's Fig 3.11 setting is ``steps=5, rate=0.05,
+    init=Init.PROJECTION``, passed explicitly by ``demos/kalman.py``."""
+
+    steps: int = 20
+    rate: float | None = None
     prior_precision: PriorPrecision = PriorPrecision.PROCESS
-    init: Init = Init.PREVIOUS
+    init: Init = Init.PROJECTION
     learn: str = ""
     learning_rates: dict[str, float] = field(default_factory=lambda: {"A": 1e-5, "B": 1e-4,
                                                                       "C": 2e-5})
@@ -277,8 +322,10 @@ class PCFilterOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or self.steps < 0:
             raise ValueError(f"steps: must be a non-negative int, got {self.steps!r}")
-        if not self.rate > 0:
-            raise ValueError(f"rate: must be positive, got {self.rate!r}")
+        if self.rate is not None and not (isinstance(self.rate, (int, float))
+                                          and np.isfinite(self.rate) and self.rate > 0):
+            raise ValueError(f"rate: must be positive and finite (or None: automatic), got "
+                             f"{self.rate!r}")
         if set(self.learn) - set("ABC"):
             raise ValueError(f"learn: letters of 'ABC', got {self.learn!r}")
         for name, enum in (("prior_precision", PriorPrecision), ("init", Init),
@@ -293,7 +340,10 @@ class PCFilter:
     in ``KALMAN`` precision mode, the Kalman covariance recursion that sets ``Px``.
 
     ``model`` supplies the noise covariances (``Pz = R^-1``, ``Px = Q^-1`` in ``PROCESS``
-    mode) and, unless given, the matrices the filter starts from.
+    mode) and, unless given, the matrices the filter starts from. ``rate`` and ``bound`` are the
+    inference rate in use and its stability bound ``2 / lambda_max(C' Pz C + Px)``, as of the
+    last filter step (at construction: of the first). Raises ``ValueError`` when an explicit
+    ``options.rate`` is above that bound for the first step.
     """
 
     def __init__(self, model: StateSpace, options: PCFilterOptions | None = None, *,
@@ -309,6 +359,30 @@ class PCFilter:
         self.P = np.eye(n)
         self.Pz = np.linalg.inv(model.R)
         self.Px = np.linalg.inv(model.Q)
+        self.t = 0  # filter steps taken
+        # the Hessian C' Pz C + Px changes with the Kalman precision or a learning C
+        self._hessian_moves = (self.options.prior_precision is PriorPrecision.KALMAN
+                               or "C" in self.options.learn)
+        self.rate, self.bound = self._rate(self._prior_precision())
+        o = self.options
+        if o.rate is not None and o.rate > self.bound:
+            raise ValueError(
+                f"rate: {o.rate!r} is above the stability bound 2/lambda_max = {self.bound:.4g} "
+                f"of the inference Hessian C' Pz C + Px (lambda_max = {2 / self.bound:.4g}); "
+                f"inference would diverge. Use rate=None (automatic, 1/lambda_max = "
+                f"{self.bound / 2:.4g}) or a rate below the bound")
+
+    def _prior_precision(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(Px, P_hat)`` for the next step (``P_hat`` only in ``KALMAN`` mode)."""
+        if self.options.prior_precision is PriorPrecision.KALMAN:
+            P_hat = self.A @ self.P @ self.A.T + self.model.Q
+            return np.linalg.inv(P_hat), P_hat
+        return self.Px, None
+
+    def _rate(self, prior: tuple[np.ndarray, np.ndarray | None]) -> tuple[float, float]:
+        """``(rate, bound)``: the rate to use (automatic or explicit) and ``2/lambda_max``."""
+        auto, bound = stable_rate(self.C, self.Pz, prior[0])
+        return (auto if self.options.rate is None else self.options.rate), bound
 
     def step(self, u: np.ndarray, y: np.ndarray, mu_prev: np.ndarray | None = None) -> float:
         """Filter one observation ``y`` (control ``u`` drove the state to it); returns the
@@ -316,27 +390,52 @@ class PCFilter:
         o = self.options
         u = np.atleast_1d(np.asarray(u, dtype=np.float64))
         prev = self.mu if mu_prev is None else np.asarray(mu_prev, dtype=np.float64)
-        Px = self.Px
-        if o.prior_precision is PriorPrecision.KALMAN:
-            P_hat = self.A @ self.P @ self.A.T + self.model.Q
-            Px = np.linalg.inv(P_hat)
+        prior = self._prior_precision()
+        Px, P_hat = prior
+        if self._hessian_moves and self.t > 0:
+            self.rate, self.bound = self._rate(prior)
+        rate = self.rate
+        if rate > self.bound:
+            raise FilterDivergedError(
+                f"rate: {rate!r} is above the stability bound 2/lambda_max = {self.bound:.4g} "
+                f"of the inference Hessian C' Pz C + Px at filter step {self.t} (it changed "
+                f"with {'the Kalman precision' if P_hat is not None else 'the learned C'}); "
+                f"inference would diverge. Use rate=None (automatic) or a smaller rate",
+                step=self.t, rate=rate, bound=self.bound)
         mu = prev.copy() if o.init is Init.PREVIOUS else self.A @ prev + self.B @ u
         rates = o.learning_rates
-        for _ in range(o.steps):
-            ez, ex = pc_errors(mu, prev, u, y, self.A, self.B, self.C)
-            grad = pc_gradient(ez, ex, self.C, self.Pz, Px)
-            if o.learn and o.timing is LearnTiming.EVERY_ITERATION:
-                # the same errors drive the value neurons and the synapses in this iteration
+        saved = (self.A.copy(), self.B.copy(), self.C.copy()) if o.learn else None
+        with np.errstate(over="ignore", invalid="ignore"):
+            for _ in range(o.steps):
+                ez, ex = pc_errors(mu, prev, u, y, self.A, self.B, self.C)
+                grad = pc_gradient(ez, ex, self.C, self.Pz, Px)
+                if o.learn and o.timing is LearnTiming.EVERY_ITERATION:
+                    # the same errors drive the value neurons and the synapses in this iteration
+                    self._learn(mu, prev, u, y, Px, rates)
+                mu = mu + rate * grad
+            if o.learn and o.timing is LearnTiming.PER_STEP:
                 self._learn(mu, prev, u, y, Px, rates)
-            mu = mu + o.rate * grad
-        if o.learn and o.timing is LearnTiming.PER_STEP:
-            self._learn(mu, prev, u, y, Px, rates)
-        if o.prior_precision is PriorPrecision.KALMAN:
+            energy = pc_energy(mu, prev, u, y, self.A, self.B, self.C, self.Pz, Px)
+        finite = (np.isfinite(mu).all() and np.isfinite(energy)
+                  and all(np.isfinite(getattr(self, k)).all() for k in o.learn))
+        if not finite:
+            if saved is not None:  # leave the filter as it was before this step
+                self.A, self.B, self.C = saved
+            raise FilterDivergedError(
+                f"PC filter diverged at filter step {self.t}: the estimate"
+                f"{' or the learned ' + o.learn if o.learn else ''} is no longer finite "
+                f"(rate {rate:.4g}, stability bound 2/lambda_max = {self.bound:.4g}). "
+                + ("The rate is within the bound, so the filter's own recursion blew up: "
+                   "unstable or mis-learned dynamics, or a fixed-gain (PROCESS) filter that is "
+                   "unstable for this model" if rate <= self.bound else ""),
+                step=self.t, rate=rate, bound=self.bound)
+        if P_hat is not None:
             S = self.C @ P_hat @ self.C.T + self.model.R
             K = np.linalg.solve(S, self.C @ P_hat).T
             self.P = (np.eye(self.model.n) - K @ self.C) @ P_hat
         self.mu = mu
-        return pc_energy(mu, prev, u, y, self.A, self.B, self.C, self.Pz, Px)
+        self.t += 1
+        return energy
 
     def _learn(self, mu: np.ndarray, prev: np.ndarray, u: np.ndarray, y: np.ndarray,
                Px: np.ndarray, rates: dict[str, float]) -> None:
@@ -348,13 +447,20 @@ class PCFilter:
 
     def run(self, y: np.ndarray, u: np.ndarray) -> FilterResult:
         """Filter a whole run; records estimates, energies and (when learning) the
-        learned matrices after every step."""
+        learned matrices after every step. A :class:`FilterDivergedError` carries the
+        result of the steps before the divergence in ``result``."""
         u = _controls(self.model, u)
         y = _matrix(y, "y", len(u), self.model.k)
         mus, energies = np.zeros((len(u), self.model.n)), np.zeros(len(u))
         hist: dict[str, list[np.ndarray]] = {k: [] for k in self.options.learn}
         for t in range(len(u)):
-            energies[t] = self.step(u[t], y[t])
+            try:
+                energies[t] = self.step(u[t], y[t])
+            except FilterDivergedError as e:
+                e.result = FilterResult(mus[:t].copy(), None, energies[:t].copy(),
+                                        {k: np.array(v).reshape(t, *getattr(self, k).shape)
+                                         for k, v in hist.items()})
+                raise
             mus[t] = self.mu
             for k in hist:
                 hist[k].append(getattr(self, k).copy())

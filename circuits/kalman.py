@@ -23,18 +23,21 @@ projection ``A mu_t + B u``] + ``K`` inference steps. Plasticity runs at every i
 step from the same errors that move the estimate (``LearnTiming.EVERY_ITERATION``), after
 the bottom-up sums and before the value update, so the step is the numpy
 :class:`~algorithms.kalman.PCFilter` iteration exactly. Precisions are diagonal (a gain per
-error neuron); the prior precision is the process one (``PriorPrecision.PROCESS``).
+error neuron); the prior precision is the process one (``PriorPrecision.PROCESS``). The
+automatic rate (``options.rate=None``) is resolved at build time to ``1 / lambda_max`` of
+``C' Pz C + Px`` (:func:`~algorithms.kalman.stable_rate`) and fixes the value neurons' time
+constant; with a learning ``C`` (whose Hessian moves) the circuit needs an explicit rate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import brian2 as b2
 import numpy as np
 
 from algorithms.kalman import (FilterResult, Init, LearnTiming, PCFilterOptions, PriorPrecision,
-                               StateSpace)
+                               StateSpace, stable_rate)
 
 from .base import all_to_all, claim
 from .drive import (ORDER_CLAMPED, ORDER_MONITOR, STEP, CircuitError,
@@ -164,6 +167,19 @@ def build_kalman_circuit(model: StateSpace, options: PCFilterOptions | None = No
         raise CircuitError("target: run the Kalman circuit on the numpy or cython target")
     n, m, k = model.n, model.m, model.k
     pz, px = _diagonal(np.linalg.inv(model.R), "R"), _diagonal(np.linalg.inv(model.Q), "Q")
+    Cm = model.C if C is None else np.asarray(C, dtype=np.float64)
+    Am = model.A if A is None else np.asarray(A, dtype=np.float64)
+    Bm = model.B if B is None else np.asarray(B, dtype=np.float64)
+    auto, bound = stable_rate(Cm, np.diag(pz), np.diag(px))
+    if o.rate is None:
+        if "C" in o.learn:
+            raise CircuitError("rate: the automatic rate follows the learned C (the numpy "
+                               "PCFilter recomputes it); the circuit's time constant is fixed, "
+                               f"so pass an explicit rate below 2/lambda_max = {bound:.4g}")
+        o = replace(o, rate=auto)
+    elif o.rate > bound:
+        raise CircuitError(f"rate: {o.rate!r} is above the stability bound 2/lambda_max = "
+                           f"{bound:.4g} of the inference Hessian C' Pz C + Px")
     phases = _NoHold(1 if o.init is Init.PROJECTION else 0, o.steps)
     clock = b2.Clock(dt=STEP, name=f"{name}_clock")
     sample_clock = b2.Clock(dt=phases.period * STEP, name=f"{name}_sample_clock")
@@ -199,9 +215,6 @@ def build_kalman_circuit(model: StateSpace, options: PCFilterOptions | None = No
         paths[key] = s
         return s
 
-    Cm = model.C if C is None else np.asarray(C, dtype=np.float64)
-    Am = model.A if A is None else np.asarray(A, dtype=np.float64)
-    Bm = model.B if B is None else np.asarray(B, dtype=np.float64)
     syn("C", "V", "Ez", "w : 1\ncin_post = w * v_pre : 1 (summed)\n"
                         "fbz_pre = w * pe_post : 1 (summed)", Cm, "eta_C")
     syn("A", "M", "Ex", "w : 1\nam_post = w * v_pre : 1 (summed)", Am, "eta_A")
