@@ -12,6 +12,15 @@ with ``B_l = W_l^T`` (exact), a fixed random or a learned matrix (``dB_l = dW_l^
 current (R6) or 1; presynaptic ``xbar_l`` or the relaxed ``x_l`` (R8). The options are the
 shared :class:`~algorithms.spec.Relaxations`: ``backward``, ``derivative`` and
 ``forward_pass``. Pure functions first, then :class:`ActivationRelaxationNetwork`.
+
+``relax_input`` (default off, the thesis text) follows the authors' code
+(Dynamical-Activation-Relaxation ``main.py``, ``FCLayer.backward``/``update_weights``): the
+input layer's activity ``x_0`` also starts at the input and relaxes by the same rule,
+``x_0 <- x_0 + rate * (-x_0 + (h_1 * x_1) W_0)``, towards ``dL/dx_0``. It enters only the
+forward-pass options that read the current activity: the gain of ``dW_0`` under R6/R7 is
+``f'(x_0 W_0^T)`` and the presynaptic term of ``dW_0`` under R8 is ``x_0`` (exact AR and
+R1-R5 are unchanged). Separate backward weights have no ``B_0``, so it needs
+``backward=TRANSPOSE``.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from .pc import (Forward, LayeredModel, PCParams, PCUpdate, apply_update, check_
 from .spec import BackwardPathway, BatchReduction, DerivativeUse, PassValue, PCSpec
 
 __all__ = ["ARRelaxation", "ActivationRelaxationNetwork", "ar_relax", "ar_step", "ar_update",
-           "check_ar_spec"]
+           "check_ar_spec", "check_relax_input"]
 
 
 def check_ar_spec(spec: PCSpec) -> None:
@@ -41,10 +50,22 @@ def check_ar_spec(spec: PCSpec) -> None:
                          "relaxations.forward_pass")
 
 
+def check_relax_input(spec: PCSpec, relax_input: object) -> bool:
+    """Validate the ``relax_input`` option (a bool; needs weight-transport feedback)."""
+    if not isinstance(relax_input, bool):
+        raise TypeError(f"relax_input: expected a bool, got {type(relax_input).__name__}")
+    if relax_input and spec.relaxations.backward is not BackwardPathway.TRANSPOSE:
+        raise ValueError("relax_input: the input layer relaxes through W_0^T; separate "
+                         "backward weights (backward=%s) have no B_0"
+                         % spec.relaxations.backward.name)
+    return relax_input
+
+
 @dataclass
 class ARRelaxation:
-    """Relaxed activities ``x`` (``L+1`` tensors; ``x[0]`` is unused and ``x[L]`` is the
-    clamped loss gradient), the forward pass and, if recorded, every iterate."""
+    """Relaxed activities ``x`` (``L+1`` tensors; ``x[0]`` is the relaxed input layer under
+    ``relax_input``, else unused zeros, and ``x[L]`` is the clamped loss gradient), the
+    forward pass and, if recorded, every iterate."""
 
     x: list[Tensor]
     forward: Forward
@@ -76,12 +97,13 @@ def _down(spec: PCSpec, params: PCParams, l: int, x: list[Tensor], fwd: Forward)
 
 
 def ar_step(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward, rate: float,
-            schedule: Schedule = Schedule.JACOBI) -> list[Tensor]:
+            schedule: Schedule = Schedule.JACOBI, *, relax_input: bool = False) -> list[Tensor]:
     """One iteration: Jacobi (every layer from the previous iterate) or reverse Gauss-Seidel
-    (top hidden layer first, each layer using the just-updated one above)."""
+    (top hidden layer first, each layer using the just-updated one above). With
+    ``relax_input`` the input layer ``x[0]`` relaxes too."""
     new = list(x)
     L = spec.n_layers
-    for l in range(L - 1, 0, -1):
+    for l in range(L - 1, -1 if relax_input else 0, -1):
         src = new if schedule is Schedule.REVERSE_GAUSS_SEIDEL else x
         new[l] = x[l] + rate * (_down(spec, params, l, src, fwd) - x[l])
     return new
@@ -90,27 +112,32 @@ def ar_step(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward, rate:
 def ar_relax(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor, *,
              loss: Loss = Loss.MSE_SUM, schedule: Schedule = Schedule.JACOBI,
              init_from_forward: bool = True, steps: int | None = None,
-             record: bool = False) -> ARRelaxation:
+             record: bool = False, relax_input: bool = False) -> ARRelaxation:
     """Forward pass, clamp the output at ``dL/dy``, relax ``steps`` (default
-    ``spec.inference_steps``) iterations at ``spec.inference_rate``. Hidden activities start
-    at the forward values (reference code) or at zero."""
+    ``spec.inference_steps``) iterations at ``spec.inference_rate``. Hidden activities (and,
+    with ``relax_input``, the input layer) start at the forward values (reference code) or
+    at zero."""
+    check_relax_input(spec, relax_input)
     fwd = feedforward(params, spec, x0)
     L = spec.n_layers
-    x = [torch.zeros_like(x0)]
+    x = [x0.clone() if (relax_input and init_from_forward) else torch.zeros_like(x0)]
     for l in range(1, L):
         x.append(fwd.values[l].clone() if init_from_forward else torch.zeros_like(fwd.values[l]))
     x.append(loss_gradient(loss, fwd.values[L], target))
     history = [list(x)] if record else None
     for _ in range(spec.inference_steps if steps is None else steps):
-        x = ar_step(params, spec, x, fwd, spec.inference_rate, schedule)
+        x = ar_step(params, spec, x, fwd, spec.inference_rate, schedule,
+                    relax_input=relax_input)
         if history is not None:
             history.append(list(x))
     return ARRelaxation(x, fwd, history)
 
 
-def ar_update(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward) -> PCUpdate:
+def ar_update(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward, *,
+              relax_input: bool = False) -> PCUpdate:
     """Descent directions ``dW_l = -(h' * x_{l+1})^T pre_l`` (batch-reduced), ``db_l``, and
-    ``dB_l = dW_l^T`` for learned backward weights."""
+    ``dB_l = dW_l^T`` for learned backward weights. Layer 0's current activity is the input
+    unless ``relax_input`` (then ``x[0]``, the relaxed input layer)."""
     r = spec.relaxations
     fp = r.forward_pass
     scale = 1.0 / x[-1].shape[0] if spec.batch_reduction is BatchReduction.MEAN else 1.0
@@ -118,8 +145,9 @@ def ar_update(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward) -> 
     dW, db = [], []
     dB: list[Tensor | None] = [None] * spec.n_layers
     for l in range(spec.n_layers):
-        pre = fwd.values[l] if (l == 0 or fp.presynaptic_in_update is PassValue.FROZEN) else x[l]
-        below = fwd.values[l] if l == 0 else x[l]
+        current = x[l] if (l > 0 or relax_input) else fwd.values[l]
+        pre = fwd.values[l] if fp.presynaptic_in_update is PassValue.FROZEN else current
+        below = current
         h = _gain(spec, params, l + 1, fwd.pre[l + 1], below, fp.gain_in_update, drop)
         post = x[l + 1] if h is None else h * x[l + 1]
         dW.append(-(post.T @ pre) * scale)
@@ -132,12 +160,14 @@ def ar_update(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward) -> 
 class ActivationRelaxationNetwork(LayeredModel):
     """Stateful AR wrapper with the same surface as the PC network and its backprop twin.
 
-    ``train_batch`` returns the batch's summed loss (before the update)."""
+    ``train_batch`` returns the batch's summed loss (before the update). ``relax_input``
+    (default off): the input layer relaxes too, as in the authors' code (module docstring)."""
 
     def __init__(self, spec: PCSpec, params: PCParams | None = None, *,
                  loss: Loss = Loss.MSE_SUM, schedule: Schedule = Schedule.JACOBI,
-                 init_from_forward: bool = True) -> None:
+                 init_from_forward: bool = True, relax_input: bool = False) -> None:
         check_ar_spec(spec)
+        self.relax_input = check_relax_input(spec, relax_input)
         self.spec, self.loss, self.schedule = spec, loss, schedule
         self.init_from_forward = init_from_forward
         self.params = params if params is not None else init_params(spec)
@@ -146,7 +176,8 @@ class ActivationRelaxationNetwork(LayeredModel):
         """Relax on a batch already validated by ``check_batch``."""
         with torch.no_grad():
             return ar_relax(self.params, self.spec, x0, target, loss=self.loss,
-                            schedule=self.schedule, init_from_forward=self.init_from_forward)
+                            schedule=self.schedule, init_from_forward=self.init_from_forward,
+                            relax_input=self.relax_input)
 
     def updates(self, x0: Tensor, target: Tensor) -> PCUpdate:
         """The descent directions one training step would apply (nothing is changed)."""
@@ -154,7 +185,8 @@ class ActivationRelaxationNetwork(LayeredModel):
         assert t is not None
         r = self._relax(x0, t)
         with torch.no_grad():
-            return ar_update(self.params, self.spec, r.x, r.forward)
+            return ar_update(self.params, self.spec, r.x, r.forward,
+                             relax_input=self.relax_input)
 
     def train_batch(self, x0: Tensor, target: Tensor) -> float:
         x0, t = check_batch(self.spec, x0, target)
@@ -162,5 +194,6 @@ class ActivationRelaxationNetwork(LayeredModel):
         r = self._relax(x0, t)
         with torch.no_grad():
             value = float(loss_value(self.loss, r.forward.values[-1], t))
-            apply_update(self.params, self.spec, ar_update(self.params, self.spec, r.x, r.forward))
+            apply_update(self.params, self.spec, ar_update(self.params, self.spec, r.x, r.forward,
+                                                           relax_input=self.relax_input))
         return value

@@ -75,11 +75,16 @@ class ARCircuit(Circuit):
 def build_ar_circuit(spec: PCSpec, params: PCParams | None = None, *,
                      loss: Loss = Loss.MSE_SUM, init_from_forward: bool = True,
                      target: Target = Target.CYTHON, kernel: Kernel = Kernel.BRIAN2,
-                     name: str = "ar", coding: SpikeCoding | None = None
-                     ) -> ARCircuit | SpikingARCircuit:
+                     name: str = "ar", coding: SpikeCoding | None = None,
+                     relax_input: bool = False) -> ARCircuit | SpikingARCircuit:
     """Build the AR circuit of ``spec`` (relaxations as in :mod:`algorithms.ar`) with
     ``params`` (default ``init_params(spec)``), output clamped at ``dL/dy`` of ``loss``.
-    With a ``coding``, the spiking circuit of :mod:`circuits.spiking`."""
+    With a ``coding``, the spiking circuit of :mod:`circuits.spiking`. ``relax_input``
+    (:class:`algorithms.ar.ActivationRelaxationNetwork`'s option) is not built: ``X0`` is
+    clamped to the image."""
+    if relax_input is not False:
+        raise CircuitError("relax_input: the AR circuit clamps X0 to the image; relaxing the "
+                           "input layer (the authors' code) is only in algorithms.ar")
     if coding is not None:
         if kernel is not Kernel.BRIAN2:
             raise CircuitError("kernel: spiking circuits run Brian2 synapses (Kernel.BRIAN2)")

@@ -11,6 +11,16 @@ the forward pass. After every epoch the per-layer angle between each model's wei
 the backprop gradient is measured on fixed probe batches (``probes.csv``). Writes
 ``curves.csv``, ``probes.csv``, ``summary.json`` and ``curves.png`` into ``--out``;
 interrupted runs resume (checkpoints in ``<out>/checkpoints/``).
+
+``--relax-input`` trains the AR variants with the input layer relaxing too, as in the authors'
+code (:class:`algorithms.ar.ActivationRelaxationNetwork`'s ``relax_input``; default off, the
+thesis text). ``--angles`` trains nothing: on ``--probe-batches`` fixed batches it measures, for
+relu and tanh, a fresh network and one trained by backprop for ``--angle-train-batches``
+batches, the angle between each of AR and R5-R8's updates and the exact gradient, and ``f'`` at
+the relaxed activity against ``f'`` at the forward pass; it writes ``<out>/angles.json``::
+
+    python -m demos.activation_relaxation --dataset mnist --angles \
+        --out results/activation_relaxation/angles
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from typing import Any
 from algorithms.activations import Activation
 from algorithms.data import DatasetNotFoundError, DataError, dataset_names, smooth_targets
 from algorithms.graph import Loss
-from algorithms.spec import PCSpec, SpecError
+from algorithms.spec import BackwardPathway, PCSpec, SpecError
 from algorithms.variants import ARVariant
 
 from ._runs import RunResult, prepare_out, run_all, run_meta
@@ -62,7 +72,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--relax-input", action="store_true",
+                   help="AR variants also relax the input layer (the authors' code)")
+    p.add_argument("--angles", action="store_true",
+                   help="measure R5-R8's update angles and f' statistics, write angles.json")
+    p.add_argument("--angle-train-batches", type=int, default=500,
+                   help="backprop batches before the 'trained' angle measurement")
     return p
+
+
+ANGLE_VARIANTS = [ARVariant.AR, ARVariant.UNFROZEN_RELAXATION_GAIN, ARVariant.UNFROZEN_UPDATE_GAIN,
+                  ARVariant.UNFROZEN_GAINS, ARVariant.RELAXED_PRESYNAPTIC]
+
+
+def measure_angles(data, base: PCSpec, n_batches: int, train_batches: int) -> dict[str, Any]:
+    """For relu and tanh, at a fresh and a backprop-trained network, on fixed batches: each
+    variant's per-layer angle to the exact gradient (and the cosine of all weights together),
+    and, per layer that applies a gain, ``f'`` at the variant's relaxed activity vs at the
+    forward pass (float64)."""
+    import math
+
+    import torch
+
+    from algorithms.ar import ar_relax, ar_update
+    from algorithms.backprop import BackpropNetwork, gradients
+    from algorithms.fidelity import gradient_angle
+    from algorithms.variants import variant_spec
+
+    spec0 = base.replace(dtype="float64")
+    n = min(len(data.train_y), n_batches * spec0.batch_size)
+    batches = [(data.train_x[i:i + spec0.batch_size].double(),
+                smooth_targets(data.train_y[i:i + spec0.batch_size], spec0.sizes[-1], 0.0,
+                               torch.float64)) for i in range(0, n, spec0.batch_size)]
+    out: dict[str, Any] = {}
+    for act in (Activation.RELU, Activation.TANH):
+        spec = spec0.replace(activation=act)
+        bp = BackpropNetwork(spec, loss=Loss.MSE_SUM)
+        states = {"fresh": bp.params.clone()}
+        g = torch.Generator().manual_seed(1)
+        for _ in range(train_batches):
+            idx = torch.randint(len(data.train_y), (spec.batch_size,), generator=g)
+            bp.train_batch(data.train_x[idx].double(),
+                           smooth_targets(data.train_y[idx], spec.sizes[-1], 0.0, torch.float64))
+        states[f"backprop_{train_batches}_batches"] = bp.params.clone()
+        for state, params in states.items():
+            rows: dict[str, Any] = {}
+            for variant in ANGLE_VARIANTS:
+                for relax_input in (False, True):
+                    if relax_input and variant in (ARVariant.AR, ARVariant.UNFROZEN_RELAXATION_GAIN):
+                        continue  # x_0 enters no update: identical to relax_input off
+                    vs = variant_spec(variant, spec)
+                    acc: dict[str, list[float]] = {}
+                    for x0, t in batches:
+                        r = ar_relax(params, vs, x0, t, loss=Loss.MSE_SUM, relax_input=relax_input)
+                        up = ar_update(params, vs, r.x, r.forward, relax_input=relax_input)
+                        gr = gradients(params, vs, x0, t, Loss.MSE_SUM)
+                        u = torch.cat([w.flatten() for w in up.weights])
+                        gv = torch.cat([w.flatten() for w in gr.weights])
+                        vals = {"cosine_all": float(u @ -gv / (u.norm() * gv.norm()))}
+                        for l in range(vs.n_layers):
+                            vals[f"angle_W{l}"] = gradient_angle(up.weights[l], gr.weights[l])
+                        for l in range(1, vs.n_layers):  # gains of the hidden layers
+                            below = r.x[l - 1] if (l > 1 or relax_input) else x0
+                            fwd_d = act.df(r.forward.pre[l])
+                            cur_d = act.df(below @ params.weights[l - 1].T)
+                            vals[f"fprime_forward_mean_h{l}"] = float(fwd_d.mean())
+                            vals[f"fprime_relaxed_mean_h{l}"] = float(cur_d.mean())
+                            vals[f"fprime_abs_diff_mean_h{l}"] = float((cur_d - fwd_d).abs().mean())
+                            vals[f"rms_forward_activity_h{l}"] = float(
+                                r.forward.values[l].pow(2).mean().sqrt())
+                            vals[f"rms_relaxed_activity_h{l}"] = float(r.x[l].pow(2).mean().sqrt())
+                        for k, v in vals.items():
+                            acc.setdefault(k, []).append(v)
+                    row = {k: sum(v) / len(v) for k, v in acc.items()}
+                    row["angle_all"] = math.degrees(math.acos(max(-1.0, min(1.0, row["cosine_all"]))))
+                    rows[variant.value + ("+relax-input" if relax_input else "")] = row
+            out[f"{act.value}/{state}"] = rows
+    return out
 
 
 def angle_probe(data, spec: PCSpec, n_batches: int):
@@ -108,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFoundError, DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.angles:
+        return angles_main(args, argv, data)
     try:
         base = PCSpec(sizes=(data.n_features, *args.hidden, data.n_classes),
                       activation=Activation(args.activation),
@@ -121,16 +209,36 @@ def main(argv: list[str] | None = None) -> int:
     prepare_out(out, args.fresh)
     variants = (list(ARVariant) if "all" in args.variants
                 else [ARVariant(v) for v in dict.fromkeys(args.variants)])
+    make_model = None
+    if args.relax_input:
+        from algorithms.ar import ActivationRelaxationNetwork
+        from algorithms.variants import variant_spec
+
+        bad = [v.value for v in variants
+               if v is not ARVariant.BACKPROP
+               and variant_spec(v, base).relaxations.backward is not BackwardPathway.TRANSPOSE]
+        if bad:
+            print(f"error: --relax-input needs weight-transport feedback; not {', '.join(bad)}",
+                  file=sys.stderr)
+            return 2
+
+        def make_model(variant: ARVariant, spec: PCSpec):
+            if variant is ARVariant.BACKPROP:
+                return None  # the torch backprop twin, as without the option
+            return ActivationRelaxationNetwork(variant_spec(variant, spec), loss=Loss.MSE_SUM,
+                                               relax_input=True)
+
+        make_model.backend = "torch+relax_input"
     results = [RunResult(data.name, args.activation, v, s) for v in variants
                for s in range(args.seeds)]
     meta = run_meta("demos.activation_relaxation", argv, data, epochs, base,
-                    loss=Loss.MSE_SUM.value)
+                    loss=Loss.MSE_SUM.value, relax_input=args.relax_input)
     print(f"{data.describe()}; sizes {base.sizes}; {args.activation}; {epochs} epochs; "
           f"{len(variants)} variants x {args.seeds} seed(s) -> {out}")
     t0 = time.perf_counter()
     rc = run_all(results, base, data, epochs, out, meta, split=args.split,
                  progress=not args.no_progress, loss=Loss.MSE_SUM,
-                 probe=angle_probe(data, base, args.probe_batches))
+                 probe=angle_probe(data, base, args.probe_batches), make_model=make_model)
     if rc:
         return rc
     if not args.no_plot:
@@ -142,6 +250,39 @@ def main(argv: list[str] | None = None) -> int:
     from .relaxations import print_table
 
     print_table(results)
+    return 0
+
+
+def angles_main(args: argparse.Namespace, argv: list[str] | None, data) -> int:
+    """``--angles``: write ``<out>/angles.json`` (no training runs)."""
+    import json
+
+    from ._runs import atomic_write_text
+
+    base = PCSpec(sizes=(data.n_features, *args.hidden, data.n_classes),
+                  inference_rate=args.inference_rate, inference_steps=args.inference_steps,
+                  learning_rate=args.learning_rate, batch_size=args.batch_size,
+                  label_smoothing=0.0)
+    t0 = time.perf_counter()
+    angles = measure_angles(data, base, args.probe_batches, args.angle_train_batches)
+    meta = run_meta("demos.activation_relaxation", argv, data, 0, base.replace(dtype="float64"),
+                    loss=Loss.MSE_SUM.value, probe_batches=args.probe_batches,
+                    angle_train_batches=args.angle_train_batches)
+    meta["note"] = ("angle_W{l}: degrees between the variant's update of W_l and -dL/dW_l "
+                    "(autograd), mean over the probe batches; angle_all/cosine_all: all "
+                    "weights together. fprime_*_h{l}: f' of hidden layer l at the forward "
+                    "pre-activation vs at the variant's relaxed activity of layer l-1 "
+                    "(x_{l-1} W^T, what R5-R7 use); rms_*: activity size. +relax-input: the "
+                    "input layer relaxes too (authors' code).")
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "angles.json", json.dumps({**meta, "angles": angles}, indent=2)
+                      + "\n")
+    for cond, rows in angles.items():
+        print(cond)
+        for name, row in rows.items():
+            layers = " ".join(f"{row[k]:6.1f}" for k in sorted(row) if k.startswith("angle_W"))
+            print(f"  {name:<20} all {row['angle_all']:6.1f} deg  per layer {layers}")
+    print(f"wrote {args.out / 'angles.json'} in {time.perf_counter() - t0:.0f} s")
     return 0
 
 

@@ -182,3 +182,112 @@ def test_layer_fidelity_of_exact_and_feedback_alignment_ar():
         spec.replace(backward=BackwardPathway.RANDOM)), x0, target)
     assert fa[-1].angle_degrees < 1e-5  # the output layer's update needs no feedback
     assert all(f.angle_degrees > 5 for f in fa[:-1])  # random feedback: far from backprop
+
+
+# --- relax_input: the input layer relaxes as in the authors' code ---------------------------
+
+def _authors_ar(weights, x0, target, steps, rate, f, df, *, current_x_weights=False,
+                fderiv_x_update=False, fderiv_weight_update=False):
+    """A line-by-line port of Dynamical-Activation-Relaxation ``main.py`` (``FCLayer.forward``,
+    ``backward``, ``update_weights``; ``Net.learn_batch``) without biases: ``weights[j]`` is
+    ``in x out`` and every layer's ``self.x``, the input layer's included, relaxes in place,
+    top layer first. Returns the relaxed ``x`` of each layer and its ``wgrad``."""
+    L = len(weights)
+    fns = [(f, df)] * (L - 1) + [(lambda v: v, lambda v: torch.ones_like(v))]
+    layer_x, old_x, activations = [], [], []
+    xs = x0
+    for j in range(L):  # forward
+        layer_x.append(xs.clone())
+        old_x.append(xs.clone())
+        activations.append(xs @ weights[j])
+        xs = fns[j][0](activations[j])
+    backs = [None] * (L + 1)
+    backs[L] = 2 * (xs - target)
+    for _ in range(steps):
+        for j in reversed(range(L)):
+            xnext, d = backs[j + 1], fns[j][1]
+            gain = d(layer_x[j] @ weights[j]) if fderiv_x_update else d(activations[j])
+            xgrad = layer_x[j] - ((xnext * gain) @ weights[j].T)
+            layer_x[j] -= rate * xgrad
+            backs[j] = layer_x[j]
+    wgrads = []
+    for j in range(L):
+        xnext, d = backs[j + 1], fns[j][1]
+        gain = d(layer_x[j] @ weights[j]) if fderiv_weight_update else d(activations[j])
+        pre = layer_x[j] if current_x_weights else old_x[j]
+        wgrads.append(pre.T @ (xnext * gain))
+    return layer_x, wgrads
+
+
+AUTHORS_FLAGS = {
+    "AR": {},
+    "R5": {"fderiv_x_update": True},
+    "R6": {"fderiv_weight_update": True},
+    "R7": {"fderiv_x_update": True, "fderiv_weight_update": True},
+    "R8": {"current_x_weights": True},
+}
+
+
+@pytest.mark.parametrize("act", [Activation.TANH, Activation.RELU])
+@pytest.mark.parametrize("name", list(AUTHORS_FLAGS))
+def test_relax_input_equals_the_authors_code(name, act):
+    """With ``relax_input`` (reverse Gauss-Seidel, the authors' sweep), every layer's relaxed
+    activity and every weight update equal the port of their code; without it, only ``dW_0``
+    of the options that read layer 0's current activity (R6-R8) differs."""
+    relax = Relaxations() if name == "AR" else RELAXED[name]
+    spec, params, x0, target = _setup(act, rate=0.1, relax=relax, steps=25)
+    xs, wgrads = _authors_ar([w.T.clone() for w in params.weights], x0, target, 25, 0.1,
+                             act.f, act.df, **AUTHORS_FLAGS[name])
+    on = ActivationRelaxationNetwork(spec, params, schedule=Schedule.REVERSE_GAUSS_SEIDEL,
+                                     relax_input=True)
+    r = ar_relax(params, spec, x0, target, schedule=Schedule.REVERSE_GAUSS_SEIDEL,
+                 relax_input=True)
+    for l in range(spec.n_layers):
+        torch.testing.assert_close(r.x[l], xs[l], rtol=1e-12, atol=1e-14)
+    up = on.updates(x0, target)
+    for l in range(spec.n_layers):
+        torch.testing.assert_close(up.weights[l], -wgrads[l].T, rtol=1e-12, atol=1e-14)
+    off = ActivationRelaxationNetwork(spec, params, schedule=Schedule.REVERSE_GAUSS_SEIDEL)
+    up_off = off.updates(x0, target)
+    for l in range(1, spec.n_layers):
+        torch.testing.assert_close(up_off.weights[l], up.weights[l], rtol=0, atol=0)
+    if name in ("R6", "R7", "R8"):
+        assert (up_off.weights[0] - up.weights[0]).abs().max() > 1e-6
+    else:
+        torch.testing.assert_close(up_off.weights[0], up.weights[0], rtol=0, atol=0)
+
+
+def test_relaxed_input_layer_converges_to_the_input_adjoint():
+    """Jacobi, thesis rate: ``x_0`` settles at ``dL/dx_0``; the exact updates are unchanged."""
+    spec, params, x0, target = _setup(rate=0.1, steps=400)
+    r = ar_relax(params, spec, x0, target, relax_input=True)
+    xin = x0.clone().requires_grad_(True)
+    h = xin
+    for l in range(spec.n_layers):
+        h = spec.activation_of(l + 1).f(h @ params.weights[l].T)
+    ((h - target) ** 2).sum().backward()
+    torch.testing.assert_close(r.x[0], xin.grad, rtol=1e-6, atol=1e-12)
+    plain = ar_relax(params, spec, x0, target)
+    assert torch.equal(plain.x[0], torch.zeros_like(x0))
+    a = ar_update(params, spec, r.x, r.forward, relax_input=True)
+    b = ar_update(params, spec, plain.x, plain.forward)
+    for wa, wb in zip(a.weights, b.weights):
+        assert torch.equal(wa, wb)
+
+
+def test_relax_input_is_validated():
+    with pytest.raises(TypeError, match="relax_input"):
+        ActivationRelaxationNetwork(PCSpec(), relax_input="yes")
+    with pytest.raises(ValueError, match="relax_input"):
+        ActivationRelaxationNetwork(PCSpec(relaxations=RELAXED["R2 feedback alignment"]),
+                                    relax_input=True)
+    assert ActivationRelaxationNetwork(PCSpec()).relax_input is False
+
+
+def test_the_ar_circuit_refuses_relax_input():
+    pytest.importorskip("brian2")
+    from circuits.ar import build_ar_circuit
+    from circuits.drive import CircuitError
+
+    with pytest.raises(CircuitError, match="relax_input"):
+        build_ar_circuit(PCSpec(sizes=(4, 3, 2)), relax_input=True)
