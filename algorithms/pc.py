@@ -8,17 +8,21 @@ Populations and what is local to each (batched: rows are samples):
 
 * value neurons ``x_l`` (``B x n_l``); ``x_0`` is clamped to the image, ``x_L`` to the
   (smoothed) label during training, hidden layers relax;
-* error neurons ``eps_l = psi_l x_l - f_l(a_l)`` with ``a_l = x_{l-1} W_{l-1}^T (+ b)``,
-  for ``l = 1..L`` (``psi_l = I`` unless dense error connections are on; the label layer
-  keeps ``I``). Each error neuron sees its own summed input ``a_l``, so its gain
-  ``f'(a_l)`` is local;
+* error neurons ``eps_l = x_l - f_l(a_l)`` with ``a_l = x_{l-1} W_{l-1}^T (+ b)``,
+  for ``l = 1..L``. With dense error connections ``psi_l`` (hidden layers only) it is
+  ``x_l - psi_l f_l(a_l)`` (``PsiPlacement.PREDICTION``, the authors' code) or
+  ``psi_l x_l - f_l(a_l)`` (``PsiPlacement.VALUE``, eq. 3.39). The output error carries the
+  output precision: ``eps_L = pi (x_L - f_L(a_L))``. Each error neuron sees its own summed
+  input ``a_l``, so its gain ``f'(a_l)`` is local;
 * synapse ``W_l[j, i]`` from value neuron ``x_{l,i}`` onto error neuron ``eps_{l+1,j}``:
   Hebbian ``dW = e_{l+1} x_l^T`` with ``e = f'(a) * eps`` (post) and ``x`` (pre);
 * synapse ``B_l[i, j]`` from error neuron ``eps_{l+1,j}`` back onto ``x_{l,i}``
   (``B_l = W_l^T`` under weight transport);
-* synapse ``psi_l[j, k]`` from ``x_{l,k}`` onto ``eps_{l,j}``: ``dpsi = -eps_l x_l^T``.
+* synapse ``psi_l[j, k]`` from ``x_{l,k}`` (``VALUE``: ``dpsi = -eps_l x_l^T``) or from the
+  prediction ``mu_hat_{l,k}`` (``PREDICTION``: the authors' ``dpsi = -1/2 eps_l mu_hat_l^T``)
+  onto ``eps_{l,j}``.
 
-Energy ``F = 1/2 sum_{l=1..L} ||eps_l||^2`` per sample; inference is
+Energy ``F = 1/2 sum_{l<L} ||eps_l||^2 + pi/2 ||x_L - mu_hat_L||^2`` per sample; inference is
 ``x_l <- x_l + gamma * (-eps_l + B_l e_{l+1})``, the negative gradient of ``F`` in
 standard PC. Every rule is checked against ``torch.autograd`` in ``tests/test_pc_rules.py``.
 """
@@ -40,6 +44,7 @@ from .spec import (
     HiddenInit,
     PCSpec,
     PsiInit,
+    PsiPlacement,
 )
 
 __all__ = [
@@ -58,6 +63,7 @@ __all__ = [
     "init_params",
     "initial_values",
     "load_named_tensors",
+    "precision_weighted",
     "predictions",
     "relax",
     "weight_update",
@@ -165,6 +171,8 @@ def init_params(spec: PCSpec, generator: torch.Generator | None = None) -> PCPar
                 psi[l] = torch.eye(n, dtype=dtype)
             elif spec.psi_init is PsiInit.NORMAL:
                 psi[l] = normal(n, n)
+            elif spec.psi_init is PsiInit.IDENTITY_NOISE:
+                psi[l] = torch.eye(n, dtype=dtype) + normal(n, n)
             else:
                 psi[l] = normal(n, n).abs()
     return PCParams(weights, biases, backward, psi)
@@ -212,27 +220,43 @@ def predictions(
 
 
 def errors(
-    params: PCParams, x: list[Tensor], mu_hat: list[Tensor | None]
+    params: PCParams, spec: PCSpec, x: list[Tensor], mu_hat: list[Tensor | None]
 ) -> list[Tensor | None]:
-    """Prediction errors ``eps_l = psi_l x_l - mu_hat_l`` (``psi_l = I`` when absent);
-    index 1..L, ``None`` at 0."""
+    """Raw prediction errors, index 1..L (``None`` at 0): ``x_l - mu_hat_l``, or with dense
+    ``psi_l`` ``x_l - psi_l mu_hat_l`` (``PREDICTION``) / ``psi_l x_l - mu_hat_l`` (``VALUE``).
+    The output precision is not applied here (see :func:`precision_weighted`)."""
+    on_value = spec.relaxations.psi_placement is PsiPlacement.VALUE
     eps: list[Tensor | None] = [None]
     for l in range(1, len(x)):
         psi = params.psi[l]
-        own = x[l] if psi is None else x[l] @ psi.T
-        eps.append(own - mu_hat[l])
+        if psi is None:
+            eps.append(x[l] - mu_hat[l])
+        elif on_value:
+            eps.append(x[l] @ psi.T - mu_hat[l])
+        else:
+            eps.append(x[l] - mu_hat[l] @ psi.T)
     return eps
 
 
+def precision_weighted(spec: PCSpec, eps: list[Tensor | None]) -> list[Tensor | None]:
+    """What the error neurons carry: the raw errors, with the output error times
+    ``spec.output_precision``."""
+    if spec.output_precision == 1.0:
+        return eps
+    return [*eps[:-1], eps[-1] * spec.output_precision]
+
+
 def energy(params: PCParams, spec: PCSpec, x: list[Tensor], forward: Forward) -> Tensor:
-    """Per-sample energy ``F = 1/2 sum_l ||eps_l||^2`` (shape ``B``).
+    """Per-sample energy ``F = 1/2 sum_{l<L} ||eps_l||^2 + pi/2 ||eps_L||^2`` (shape ``B``;
+    ``eps`` raw, ``pi = spec.output_precision``).
 
     Differentiable in ``x`` and the params (used by the autograd tests). Under the
     fixed-prediction assumption the predictions are the frozen ones from ``forward``.
     """
     _, mu_hat = predictions(params, spec, x, forward)
-    eps = errors(params, x, mu_hat)
-    return 0.5 * sum((e * e).sum(dim=1) for e in eps[1:])
+    eps = errors(params, spec, x, mu_hat)
+    hidden = sum(((e * e).sum(dim=1) for e in eps[1:-1]), torch.zeros(()))
+    return 0.5 * hidden + 0.5 * spec.output_precision * (eps[-1] * eps[-1]).sum(dim=1)
 
 
 def _gain_weighted(spec: PCSpec, layer: int, pre: Tensor, eps: Tensor, drop: bool) -> Tensor:
@@ -251,11 +275,11 @@ def inference_step(
     ``dx_l = -eps_l + B_l e_{l+1}`` for hidden ``l``, where ``B_l`` is ``W_l^T`` (transport),
     a fixed random or a learned matrix; ``e_{l+1} = f'(a_{l+1}) eps_{l+1}`` unless the
     derivative is dropped in inference; ``-eps_l`` becomes ``-psi_l^T eps_l`` under
-    ``ErrorToValue.PSI_TRANSPOSE``.
+    ``ErrorToValue.PSI_TRANSPOSE``. The output error is precision-weighted.
     """
     relax_ = spec.relaxations
     pre, mu_hat = predictions(params, spec, x, forward)
-    eps = errors(params, x, mu_hat)
+    eps = precision_weighted(spec, errors(params, spec, x, mu_hat))
     drop = relax_.derivative is not DerivativeUse.KEPT
     new = [x[0]]
     for l in range(1, spec.n_layers):
@@ -320,14 +344,16 @@ def weight_update(
 
     ``dW_l = e_{l+1}^T x_l`` (post gain-weighted error x pre value; ``x_l`` is the frozen
     forward value under the fixed-prediction assumption), ``db_l = sum e_{l+1}``,
-    ``dB_l = dW_l^T`` (learned backward weights), ``dpsi_l = -eps_l^T x_l`` (learned psi).
-    In standard PC these are exactly ``-dF/dtheta``.
+    ``dB_l = dW_l^T`` (learned backward weights); learned psi: ``dpsi_l = -eps_l^T x_l``
+    (``VALUE``) or the authors' ``-1/2 eps_l^T mu_hat_l`` (``PREDICTION``). In standard PC
+    these are exactly ``-dF/dtheta``; every update is divided by the output precision.
     """
     relax_ = spec.relaxations
     pre, mu_hat = predictions(params, spec, x, forward)
-    eps = errors(params, x, mu_hat)
+    eps = precision_weighted(spec, errors(params, spec, x, mu_hat))
     drop = relax_.derivative is DerivativeUse.DROPPED_EVERYWHERE
     scale = 1.0 / x[0].shape[0] if spec.batch_reduction is BatchReduction.MEAN else 1.0
+    scale /= spec.output_precision
     presyn = forward.values if spec.fixed_predictions else x
     dW: list[Tensor] = []
     db: list[Tensor | None] = []
@@ -340,8 +366,12 @@ def weight_update(
             dB[l] = dW[l].T
     dpsi: list[Tensor | None] = [None] * (spec.n_layers + 1)
     if relax_.error_connections is ErrorConnections.LEARNED_PSI:
+        on_value = relax_.psi_placement is PsiPlacement.VALUE
         for l in range(1, spec.n_layers):
-            dpsi[l] = -(eps[l].T @ x[l]) * scale
+            if on_value:
+                dpsi[l] = -(eps[l].T @ x[l]) * scale
+            else:
+                dpsi[l] = -(eps[l].T @ mu_hat[l]) * (0.5 * scale)
     return PCUpdate(dW, db, dB, dpsi)
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "PassValue",
     "PCSpec",
     "PsiInit",
+    "PsiPlacement",
     "Relaxations",
     "SpecError",
 ]
@@ -75,14 +76,35 @@ class DerivativeUse(Enum):
 class ErrorConnections(Enum):
     """The value-to-error pathway of hidden layers (thesis 3.5.3, eqs 3.39-3.40).
 
-    ``ONE_TO_ONE``: ``eps = x - mu_hat``. ``LEARNED_PSI``: ``eps = psi x - mu_hat`` with a
-    dense ``psi`` learned by ``dpsi = -eps x^T``. ``RANDOM_PSI``: the same dense ``psi``,
-    fixed (the thesis's failing control).
+    ``ONE_TO_ONE``: ``eps = x - mu_hat``. ``LEARNED_PSI``: a dense, learned ``psi`` on the
+    prediction (``eps = x - psi mu_hat``, the authors' code) or on the value
+    (``eps = psi x - mu_hat``, eq. 3.39), as :class:`PsiPlacement` says. ``RANDOM_PSI``: the
+    same dense ``psi``, fixed (the thesis's control).
     """
 
     ONE_TO_ONE = "one_to_one"
     LEARNED_PSI = "learned_psi"
     RANDOM_PSI = "random_psi"
+
+
+class PsiPlacement(Enum):
+    """Which signal a dense error connection ``psi`` multiplies (issue 13).
+
+    ``PREDICTION``: the authors' code (RelaxedPredictiveCoding ``main.py``):
+    ``eps = x - psi mu_hat``. The value neuron hears its error one-to-one (``-eps``, no
+    ``psi``), bottom-up messages and ``W`` updates carry no ``psi``, and ``psi`` learns by the
+    authors' rule ``dpsi = -1/2 eps mu_hat^T`` (their ``error_weights -= lr * outs^T eps``;
+    the 1/2 because their other updates carry the 2 of an energy without 1/2). That rule is
+    *not* a descent direction of the energy: ``-dF/dpsi = +eps mu_hat^T``.
+    ``VALUE``: thesis eq. 3.39 as written: ``eps = psi x - mu_hat``, ``dpsi = -eps x^T``
+    (the energy's descent direction), and the value neuron hears ``-eps`` (or ``-psi^T eps``
+    under ``ErrorToValue.PSI_TRANSPOSE``). The own-layer Jacobian of the value dynamics is
+    then ``-psi`` (or ``-psi^T psi``): with the reference ``|N(0, 0.05^2)|`` start and
+    ``IDENTITY`` error-to-value it is unstable.
+    """
+
+    PREDICTION = "prediction"
+    VALUE = "value"
 
 
 class ErrorToValue(Enum):
@@ -136,11 +158,13 @@ class HiddenInit(Enum):
 
 
 class PsiInit(Enum):
-    """Initial dense ``psi``: ``|N(0, s^2)|`` (reference code), ``N(0, s^2)``, or identity."""
+    """Initial dense ``psi``: ``|N(0, s^2)|`` (reference code), ``N(0, s^2)``, identity, or
+    identity plus ``N(0, s^2)`` noise."""
 
     ABS_NORMAL = "abs_normal"
     NORMAL = "normal"
     IDENTITY = "identity"
+    IDENTITY_NOISE = "identity_noise"
 
 
 class BatchReduction(Enum):
@@ -163,6 +187,7 @@ class Relaxations:
     derivative: DerivativeUse = DerivativeUse.KEPT
     error_connections: ErrorConnections = ErrorConnections.ONE_TO_ONE
     error_to_value: ErrorToValue = ErrorToValue.IDENTITY
+    psi_placement: PsiPlacement = PsiPlacement.PREDICTION
     kp_decay: float = 0.0
     forward_pass: ForwardPass = field(default_factory=ForwardPass)
 
@@ -171,6 +196,7 @@ class Relaxations:
         _check_enum(self, "derivative", DerivativeUse)
         _check_enum(self, "error_connections", ErrorConnections)
         _check_enum(self, "error_to_value", ErrorToValue)
+        _check_enum(self, "psi_placement", PsiPlacement)
         _check_real(self, "kp_decay", low=0.0, low_inclusive=True)
         if not isinstance(self.forward_pass, ForwardPass):
             raise SpecError(f"forward_pass: must be a ForwardPass, got {self.forward_pass!r}")
@@ -186,6 +212,14 @@ class Relaxations:
             raise SpecError(
                 "error_to_value: PSI_TRANSPOSE needs dense error connections "
                 "(error_connections=LEARNED_PSI or RANDOM_PSI)"
+            )
+        if (
+            self.error_to_value is ErrorToValue.PSI_TRANSPOSE
+            and self.psi_placement is not PsiPlacement.VALUE
+        ):
+            raise SpecError(
+                "error_to_value: PSI_TRANSPOSE feeds psi^T eps back to the value neuron, the "
+                "gradient of eps = psi x - mu_hat; it needs psi_placement=PsiPlacement.VALUE"
             )
 
     @property
@@ -224,6 +258,11 @@ class PCSpec:
         batch_reduction: sum (thesis relaxed runs) or mean of the per-sample updates.
         label_smoothing: target value of every incorrect class (the correct one is 1.0);
             0 gives plain one-hot targets.
+        output_precision: ``pi``, the precision of the output (label) error: the energy's
+            output term is ``pi/2 ||x_L - mu_hat_L||^2`` and the output error neuron carries
+            ``pi (x_L - mu_hat_L)``. Weight updates are divided by ``pi`` so the learning rate
+            keeps its meaning; as ``pi -> 0`` (weak clamping) PC's update approaches the
+            backprop gradient even with recomputed predictions. 1 in the thesis.
         update_clamp: if set, clamp each reduced update elementwise to ``+-update_clamp``
             before scaling by ``learning_rate`` (the reference code's 50; A-24).
         fixed_predictions: freeze predictions, gains and presynaptic values at the
@@ -247,6 +286,7 @@ class PCSpec:
     batch_size: int = 64
     batch_reduction: BatchReduction = BatchReduction.SUM
     label_smoothing: float = 0.1
+    output_precision: float = 1.0
     update_clamp: float | None = None
     fixed_predictions: bool = False
     hidden_init: HiddenInit = HiddenInit.FEEDFORWARD
@@ -275,6 +315,7 @@ class PCSpec:
         _check_int(self, "batch_size", low=1)
         _check_real(self, "label_smoothing", low=0.0, low_inclusive=True, high=1.0,
                     high_inclusive=False)
+        _check_real(self, "output_precision", low=0.0)
         if self.update_clamp is not None:
             _check_real(self, "update_clamp", low=0.0)
         _check_int(self, "seed", low=0)

@@ -65,6 +65,9 @@ def check_circuit_spec(spec: PCSpec) -> None:
     if not spec.relaxations.forward_pass.all_frozen:
         raise CircuitError("forward_pass: an activation-relaxation option; use "
                            "fixed_predictions for predictive coding")
+    if spec.output_precision != 1.0:
+        raise CircuitError("output_precision: the circuits implement unit output precision; "
+                           "weak output clamping is torch-only")
 
 
 @dataclass

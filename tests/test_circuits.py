@@ -120,7 +120,7 @@ def test_pc_circuit_equals_torch(case: str, kernel: Kernel) -> None:
     relaxed = circuit.relax(x, y)
     r = net.relax(x, y)
     _, mu = tpc.predictions(net.params, spec, r.x, r.forward)
-    eps = tpc.errors(net.params, r.x, mu)
+    eps = tpc.errors(net.params, spec, r.x, mu)
     for l in range(1, spec.n_layers):
         close(relaxed[f"v{l}"], r.x[l])
     for l in range(1, spec.n_layers + 1):

@@ -8,7 +8,7 @@ import torch
 from algorithms.pc import (PCParams, energy, feedforward, inference_step, init_params,
                            initial_values, weight_update)
 from algorithms.spec import (Activation, BackwardPathway, DerivativeUse, ErrorConnections,
-                             ErrorToValue, PCSpec, PsiInit, Relaxations)
+                             ErrorToValue, PCSpec, PsiInit, PsiPlacement, Relaxations)
 
 SIZES = (5, 7, 6, 4)
 TOL = 1e-12
@@ -43,12 +43,15 @@ def _autograd(params: PCParams, spec: PCSpec, x: list[torch.Tensor], x0: torch.T
                                  Activation.LINEAR])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("psi", [False, True])
-def test_standard_rules_are_minus_the_energy_gradient(act, bias, psi):
+@pytest.mark.parametrize("precision", [1.0, 0.3])
+def test_standard_rules_are_minus_the_energy_gradient(act, bias, psi, precision):
+    """Value updates are -dF/dx; weight updates -dF/dtheta / pi (pi: output precision)."""
     relax = (Relaxations(error_connections=ErrorConnections.LEARNED_PSI,
+                         psi_placement=PsiPlacement.VALUE,
                          error_to_value=ErrorToValue.PSI_TRANSPOSE) if psi else Relaxations())
     spec = PCSpec(sizes=SIZES, activation=act, output_activation=Activation.TANH,
                   use_bias=bias, dtype="float64", relaxations=relax, psi_init=PsiInit.NORMAL,
-                  inference_rate=0.1)
+                  inference_rate=0.1, output_precision=precision)
     params, fwd, x, x0 = _perturbed_state(spec)
     gx, gtheta = _autograd(params, spec, x, x0)
     new = inference_step(params, spec, x, fwd)
@@ -60,7 +63,7 @@ def test_standard_rules_are_minus_the_energy_gradient(act, bias, psi):
     ups = PCParams(up.weights, up.biases, up.backward, up.psi).tensors()
     assert set(ups) == set(gtheta)
     for k, g in gtheta.items():
-        torch.testing.assert_close(ups[k], -g, rtol=0, atol=TOL, msg=k)
+        torch.testing.assert_close(ups[k], -g / precision, rtol=0, atol=TOL, msg=k)
 
 
 def _explicit_terms(params, spec, x, fwd):
@@ -69,23 +72,31 @@ def _explicit_terms(params, spec, x, fwd):
     a = [None, fwd.pre[1]]
     for l in range(1, L):
         a.append(x[l] @ params.weights[l].T)
+    mu = [None] + [spec.activation_of(l).f(a[l]) for l in range(1, L + 1)]
     eps = [None]
     for l in range(1, L + 1):
-        own = x[l] if params.psi[l] is None else x[l] @ params.psi[l].T
-        eps.append(own - spec.activation_of(l).f(a[l]))
+        psi = params.psi[l]
+        if psi is None:
+            eps.append(x[l] - mu[l])
+        elif spec.relaxations.psi_placement is PsiPlacement.VALUE:
+            eps.append(x[l] @ psi.T - mu[l])
+        else:
+            eps.append(x[l] - mu[l] @ psi.T)
     e = [None] + [spec.activation_of(l).df(a[l]) * eps[l] for l in range(1, L + 1)]
-    return a, eps, e
+    return a, eps, e, mu
 
 
 @pytest.mark.parametrize("backward", list(BackwardPathway))
 @pytest.mark.parametrize("derivative", list(DerivativeUse))
 @pytest.mark.parametrize("errors", list(ErrorConnections))
-def test_relaxed_rules_match_their_formulas(backward, derivative, errors):
-    relax = Relaxations(backward=backward, derivative=derivative, error_connections=errors)
+@pytest.mark.parametrize("placement", list(PsiPlacement))
+def test_relaxed_rules_match_their_formulas(backward, derivative, errors, placement):
+    relax = Relaxations(backward=backward, derivative=derivative, error_connections=errors,
+                        psi_placement=placement)
     spec = PCSpec(sizes=SIZES, activation=Activation.TANH, dtype="float64", relaxations=relax,
                   psi_init=PsiInit.NORMAL)
     params, fwd, x, _ = _perturbed_state(spec, seed=1)
-    a, eps, e = _explicit_terms(params, spec, x, fwd)
+    a, eps, e, mu = _explicit_terms(params, spec, x, fwd)
     new = inference_step(params, spec, x, fwd)
     up = weight_update(params, spec, x, fwd)
     for l in range(1, spec.n_layers):
@@ -101,8 +112,10 @@ def test_relaxed_rules_match_their_formulas(backward, derivative, errors):
         else:
             assert up.backward[l] is None
     for l in range(1, spec.n_layers):
-        if errors is ErrorConnections.LEARNED_PSI:
+        if errors is ErrorConnections.LEARNED_PSI and placement is PsiPlacement.VALUE:
             torch.testing.assert_close(up.psi[l], -eps[l].T @ x[l], rtol=0, atol=TOL)
+        elif errors is ErrorConnections.LEARNED_PSI:
+            torch.testing.assert_close(up.psi[l], -0.5 * eps[l].T @ mu[l], rtol=0, atol=TOL)
         else:
             assert up.psi[l] is None
 
@@ -114,7 +127,7 @@ def test_feedforward_init_gives_zero_hidden_errors_at_step_zero():
     target = torch.rand(4, 3, dtype=torch.float64)
     fwd = feedforward(params, spec, x0)
     x = initial_values(spec, fwd, target)
-    a, eps, _ = _explicit_terms(params, spec, x, fwd)
+    a, eps, _, _ = _explicit_terms(params, spec, x, fwd)
     for l in range(1, spec.n_layers):
         assert torch.count_nonzero(eps[l]) == 0
     assert torch.count_nonzero(eps[-1]) > 0  # only the label error drives relaxation
