@@ -10,12 +10,19 @@ import numpy as np
 import torch
 
 from algorithms.pc import PCParams, PCUpdate, load_named_tensors
-from algorithms.spec import PCSpec
+from algorithms.spec import PCSpec, PsiPlacement
 
 from .drive import (ORDER_MONITOR, STEP, CircuitError, Kernel, Phases, Target, codegen_target,
                     drive_namespace, gate_arrays, order_summed)
 
-__all__ = ["Circuit", "DenseWeights", "all_to_all", "bias_plasticity_code", "check_samples", "claim", "once_per_sample", "pathway", "plasticity_code"]
+__all__ = ["Circuit", "DenseWeights", "all_to_all", "bias_plasticity_code", "check_samples", "claim", "once_per_sample", "pathway", "plasticity_code",
+           "psi_pathway"]
+
+
+def psi_pathway(spec: PCSpec) -> str:
+    """Key prefix of the dense ``psi`` pathways: ``VE`` (``V_l -> E_l``, ``psi`` on the value)
+    or ``PE`` (``E_l -> E_l``, ``psi`` on the prediction, ``PsiPlacement.PREDICTION``)."""
+    return "PE" if spec.relaxations.psi_placement is PsiPlacement.PREDICTION else "VE"
 
 
 def all_to_all(n_pre: int, n_post: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +164,8 @@ class Circuit:
         if r.has_backward_weights:
             out += [(f"B{l}", "backward", l, sizes[l], sizes[l + 1]) for l in range(1, L)]
         if r.has_psi:
-            out += [(f"VE{l}", "psi", l, sizes[l], sizes[l]) for l in range(1, L)]
+            key = psi_pathway(self.spec)
+            out += [(f"{key}{l}", "psi", l, sizes[l], sizes[l]) for l in range(1, L)]
         return out
 
     def get_params(self) -> PCParams:

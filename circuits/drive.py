@@ -28,6 +28,10 @@ start  learning (``run_regularly`` every ``period``, order -3 synapses, -2 biase
        relaxed-state monitors (order -20) read the state before it
 -40    clamped value groups take the new sample's data
 -30    summed inputs of error neurons (PC) or forward inputs (AR): read value states only
+-28    PC with dense ``psi`` on the prediction (``PsiPlacement.PREDICTION``) only: error
+       neurons store their prediction ``mu = f(a)`` from the -30 sums
+-27    the same circuits only: the summed ``psi mu`` of each hidden error population, read
+       from the predictions stored at -28
 -25    error neurons store their outputs (``eps``, ``f'(a) eps``, ``f(a)``); AR units their
        gain-weighted activities
 -20    summed inputs of value neurons (bottom-up errors, own error, prediction): read the
@@ -61,6 +65,10 @@ STEP = 0.1 * b2.ms
 
 ORDER_CLAMPED = -40
 ORDER_STAGE1 = -30
+ORDER_PREDICTION = -28
+"""PC with ``psi`` on the prediction: error neurons store ``mu`` before the ``psi`` sum."""
+ORDER_PSI = -27
+"""PC with ``psi`` on the prediction: the summed ``psi mu`` (reads the stored ``mu``)."""
 ORDER_STORE = -25
 ORDER_STAGE2 = -20
 ORDER_MONITOR = -20

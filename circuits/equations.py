@@ -22,8 +22,8 @@ from algorithms.activations import Activation
 
 __all__ = ["AR_INPUT", "AR_UNIT", "CLAMP", "CLAMPED_VALUE", "DF", "ERROR_NEURON", "F",
            "GENERATIVE_ERROR", "GENERATIVE_PATHWAY", "GENERATIVE_PLASTICITY", "GENERATIVE_SOURCE",
-           "GENERATIVE_STORE", "GENERATIVE_VALUE", "STORE_AR",
-           "STORE_ERRORS", "VALUE_NEURON",
+           "GENERATIVE_STORE", "GENERATIVE_VALUE", "PSI_PREDICTION_INPUT", "STORE_AR",
+           "STORE_ERRORS", "STORE_PREDICTION", "VALUE_NEURON",
            "activation_strings"]
 
 F: dict[Activation, str] = {
@@ -73,7 +73,7 @@ u = {u} : 1  # what the forward synapses read: v, or vbar under fixed prediction
 ERROR_NEURON = """
 a = a_in + b : 1              # summed top-down input  W_{{l-1}} u_{{l-1}} + b
 mu_now = {f} : 1              # prediction f(a)
-eps_now = vin - mu_now : 1    # prediction error  (psi v or v) - f(a)
+eps_now = vin - {mu_hat} : 1  # prediction error  v - f(a), psi v - f(a) or v - psi f(a)
 e_inf_now = {e_inf} : 1       # error sent down during inference (f'(a) eps or eps)
 e_learn_now = {e_learn} : 1   # postsynaptic factor of the Hebbian update
 mu : 1                        # the error neuron's outputs, stored once per step (STORE_ERRORS)
@@ -81,14 +81,24 @@ eps : 1
 e_inf : 1
 e_learn : 1
 a_in : 1                  # (summed) from the forward synapses
-vin : 1                   # (summed) from the own value neuron (one-to-one or psi)
+vin : 1                   # (summed) from the own value neuron (one-to-one, or psi v)
 b : 1                     # bias (plastic when the spec has biases)
 b_acc : 1                 # accumulated bias update of the current batch
-"""
+{extra}"""
 """An error population ``E_l`` (``l = 1..L``): algebraic (``tau_eps -> 0``): its outputs are
 functions of the summed inputs computed earlier in the same step, stored once per step by
 :data:`STORE_ERRORS` so that synapses read a number instead of re-evaluating ``f'`` per
 synapse."""
+
+PSI_PREDICTION_INPUT = """
+pin : 1                   # (summed) psi mu: the own layer's stored predictions through psi
+"""
+"""Added to a hidden error population when dense ``psi`` multiplies the prediction
+(``PsiPlacement.PREDICTION``): its error is ``eps = vin - pin`` (``vin = v``)."""
+
+STORE_PREDICTION = "mu = mu_now"
+"""Per-step code of an error population whose layer's ``psi`` reads the prediction: ``mu`` is
+stored before the ``psi`` sum (``ORDER_PREDICTION``), then :data:`STORE_ERRORS` runs."""
 
 STORE_ERRORS = "mu = mu_now\neps = eps_now\ne_inf = e_inf_now\ne_learn = e_learn_now"
 """Per-step code of an error population (between the two summed-input stages)."""

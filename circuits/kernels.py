@@ -16,7 +16,8 @@ import numpy as np
 
 from algorithms.activations import Activation
 
-__all__ = ["ACT_CODE", "act", "apply_update", "dact", "error_signals", "hebb", "matvec",
+__all__ = ["ACT_CODE", "act", "apply_update", "dact", "error_signals", "error_signals_psi",
+           "hebb", "matvec",
            "matvec_t", "pc_train_sample"]
 
 ACT_CODE = {Activation.LINEAR: 0, Activation.RELU: 1, Activation.TANH: 2,
@@ -80,6 +81,21 @@ def error_signals(code: int, a_in: np.ndarray, b: np.ndarray, vin: np.ndarray,
     for j in range(a_in.shape[0]):
         a = a_in[j] + b[j]
         ej = vin[j] - act(code, a)
+        g = dact(code, a)
+        eps[j] = ej
+        e_inf[j] = g * ej if gain_inf else ej
+        e_learn[j] = g * ej if gain_learn else ej
+
+
+@_jit
+def error_signals_psi(code: int, a_in: np.ndarray, b: np.ndarray, vin: np.ndarray,
+                      pin: np.ndarray, gain_inf: bool, gain_learn: bool, eps: np.ndarray,
+                      e_inf: np.ndarray, e_learn: np.ndarray) -> None:
+    """As :func:`error_signals` with ``psi`` on the prediction: ``eps = vin - pin`` where
+    ``pin = psi f(a)`` was summed from the layer's stored predictions; gains ``f'(a)``."""
+    for j in range(a_in.shape[0]):
+        a = a_in[j] + b[j]
+        ej = vin[j] - pin[j]
         g = dact(code, a)
         eps[j] = ej
         e_inf[j] = g * ej if gain_inf else ej

@@ -7,21 +7,35 @@ network into a ``Network`` of populations and pathways (``l`` = layer, ``L`` = o
 object          pre -> post      role, and the plasticity written in its model
 ==============  ===============  =============================================================
 ``V{l}``        value neurons    ``v``: clamped (``V0`` image, ``VL`` label) or relaxing
-``E{l}``        error neurons    ``eps = vin - f(a)``, gain ``f'(a)`` local; ``l = 1..L``
+``E{l}``        error neurons    ``eps = vin - f(a)`` (or ``v - psi f(a)``, below), gain
+                                 ``f'(a)`` local; ``l = 1..L``
 ``W{l}``        V_l -> E_{l+1}   top-down prediction ``a_in = W u``; Hebbian
                                  ``dW += e_learn_post * u_pre``; under weight transport it
                                  also carries the bottom-up error ``fb_pre = w e_inf_post``
 ``B{l}``        E_{l+1} -> V_l   bottom-up error through separate weights (fixed random, or
                                  learned: ``dB += e_learn_pre * u_post``)
-``VE{l}``       V_l -> E_l       one-to-one ``vin = v`` or dense ``psi`` (learned:
+``VE{l}``       V_l -> E_l       one-to-one ``vin = v``; or, with ``psi`` on the value
+                                 (``PsiPlacement.VALUE``), dense ``vin = psi v`` (learned:
                                  ``dpsi += -eps_post * v_pre``; under ``PSI_TRANSPOSE`` also
                                  ``own_pre = w eps_post``)
+``PE{l}``       E_l -> E_l       only with ``psi`` on the prediction
+                                 (``PsiPlacement.PREDICTION``, the default): dense
+                                 ``pin = psi mu`` from the layer's stored predictions
+                                 ``mu = f(a)``, and ``eps = v - pin``; learned by the authors'
+                                 rule ``dpsi += -1/2 eps_post * mu_pre``
 ``EV{l}``       E_l -> V_l       one-to-one: own error ``own = eps`` and the settling
                                  prediction ``pred = f(a)``
 ==============  ===============  =============================================================
 
+Dense ``psi`` lives on hidden layers only; its weights are ``psi{l}`` in :meth:`weights`
+whichever pathway carries them. With ``psi`` on the prediction the error neurons store
+``mu`` (``ORDER_PREDICTION``) and sum ``psi mu`` (``ORDER_PSI``) before storing ``eps``
+(see :mod:`circuits.drive`); other circuits keep the shorter schedule. Under
+``fixed_predictions`` ``mu`` is the frozen prediction (``a_in`` reads the latched ``vbar``),
+as in the torch backend.
+
 Every relaxation of the spec is a different wiring or plasticity of these pathways. With
-``Kernel.NUMBA`` the dense pathways (``W``, ``B``, ``psi``) become numba kernels in
+``Kernel.NUMBA`` the dense pathways (``W``, ``B``, ``VE``/``PE``) become numba kernels in
 ``NetworkOperation``s with the same schedule; the populations and one-to-one pathways stay
 Brian2 objects. The circuit runs in float64 whatever ``spec.dtype`` says.
 """
@@ -39,13 +53,14 @@ from algorithms.dynamical import LatticeSpec
 from algorithms.generative import GenerativeSpec
 from algorithms.pc import PCParams, init_params
 from algorithms.spec import (BackwardPathway, BatchReduction, DerivativeUse, ErrorConnections,
-                             ErrorToValue, HiddenInit, PCSpec)
+                             ErrorToValue, HiddenInit, PCSpec, PsiPlacement)
 
 from . import equations as eq
 from . import kernels as kn
 from .base import (Circuit, DenseWeights, bias_plasticity_code, claim, once_per_sample,
                    pathway)
-from .drive import (ORDER_CLAMPED, ORDER_STAGE1, ORDER_STAGE2, ORDER_STORE, STEP,
+from .drive import (ORDER_CLAMPED, ORDER_PREDICTION, ORDER_PSI, ORDER_STAGE1, ORDER_STAGE2,
+                    ORDER_STORE, STEP,
                     CircuitError, Kernel, Phases, Target, check_target_kernel, builds_on_target)
 from .generative import (DynamicalCircuit, GenerativeCircuit, build_dynamical_circuit,
                          build_generative_circuit)
@@ -143,6 +158,7 @@ def build_pc_circuit(spec: PCSpec | GenerativeSpec | LatticeSpec, params: object
     drop_inf = r.derivative is not DerivativeUse.KEPT
     drop_learn = r.derivative is DerivativeUse.DROPPED_EVERYWHERE
     u_expr = "vbar" if spec.fixed_predictions else "v"
+    psi_on_mu = r.has_psi and r.psi_placement is PsiPlacement.PREDICTION
 
     values: list[b2.NeuronGroup] = []
     errors: list[b2.NeuronGroup | None] = [None]
@@ -158,10 +174,16 @@ def build_pc_circuit(spec: PCSpec | GenerativeSpec | LatticeSpec, params: object
         values.append(g)
     for l in range(1, L + 1):
         f, df = eq.activation_strings(spec.activation_of(l))
+        dense_psi = psi_on_mu and l < L  # eps = v - psi f(a): psi f(a) summed from E_l
         model = eq.ERROR_NEURON.format(
             f=f, e_inf="eps" if drop_inf else f"{df} * eps",
-            e_learn="eps" if drop_learn else f"{df} * eps")
+            e_learn="eps" if drop_learn else f"{df} * eps",
+            mu_hat="pin" if dense_psi else "mu_now",
+            extra=eq.PSI_PREDICTION_INPUT if dense_psi else "")
         g = b2.NeuronGroup(sizes[l], model, clock=clock, order=-5, name=f"{name}_E{l}")
+        if dense_psi:
+            g.run_regularly(eq.STORE_PREDICTION, when="groups", order=ORDER_PREDICTION,
+                            name=f"{name}_E{l}_store_mu")
         g.run_regularly(eq.STORE_ERRORS, when="groups", order=ORDER_STORE,
                         name=f"{name}_E{l}_store")
         if spec.use_bias:
@@ -206,11 +228,24 @@ def build_pc_circuit(spec: PCSpec | GenerativeSpec | LatticeSpec, params: object
                          "w : 1\ndw_acc : 1\nfb_post = w * e_inf_pre : 1 (summed)",
                          learn="e_learn_pre * u_post" if learned else None, decays=True)
         key = f"VE{l}"
-        if not r.has_psi:
+        learned = r.error_connections is ErrorConnections.LEARNED_PSI
+        if not r.has_psi or psi_on_mu:
             synapses(key, values[l], errors[l], "vin_post = v_pre : 1 (summed)",
                      one_to_one=True)
+            if not psi_on_mu:
+                continue
+            # E_l -> E_l: error neuron i sums psi_ij mu_j from the stored predictions of its
+            # layer (after ORDER_PREDICTION, before ORDER_STORE); the authors' psi rule
+            key = f"PE{l}"
+            if dense_kernel:
+                dense_matrix(key, sizes[l], sizes[l], False, learned)
+                continue
+            synapses(key, errors[l], errors[l],
+                     "w : 1\ndw_acc : 1\npin_post = w * mu_pre : 1 (summed)",
+                     learn="-0.5 * eps_post * mu_pre" if learned else None)
+            for updater in pathways[key].summed_updaters.values():
+                updater.order = ORDER_PSI
             continue
-        learned = r.error_connections is ErrorConnections.LEARNED_PSI
         if dense_kernel:
             dense_matrix(key, sizes[l], sizes[l], False, learned)
             continue
@@ -241,8 +276,9 @@ def build_pc_circuit(spec: PCSpec | GenerativeSpec | LatticeSpec, params: object
 
 
 def _add_numba_kernels(c: PCCircuit) -> None:
-    """Dense pathways as numba kernels in three ``NetworkOperation``s with the schedule of
-    the summed variables they replace (stage 1, stage 2, learning)."""
+    """Dense pathways as numba kernels in ``NetworkOperation``s with the schedule of the
+    summed variables they replace (stage 1, stage 2, learning; and the ``psi mu`` sum at
+    ``ORDER_PSI`` with ``psi`` on the prediction)."""
     spec, r = c.spec, c.spec.relaxations
     L = spec.n_layers
     clock = c.values[0].clock
@@ -251,6 +287,8 @@ def _add_numba_kernels(c: PCCircuit) -> None:
     drop_learn = r.derivative is DerivativeUse.DROPPED_EVERYWHERE
     transpose = r.backward is BackwardPathway.TRANSPOSE
     psi_t = r.error_to_value is ErrorToValue.PSI_TRANSPOSE
+    psi_on_mu = r.has_psi and r.psi_placement is PsiPlacement.PREDICTION
+    psi_on_v = r.has_psi and not psi_on_mu
     live: dict[tuple[str, str], np.ndarray] = {}
 
     def arr(g: b2.NeuronGroup, v: str) -> np.ndarray:
@@ -272,6 +310,11 @@ def _add_numba_kernels(c: PCCircuit) -> None:
     def signals(l: int) -> None:
         e = c.errors[l]
         eps, e_inf, e_learn = buf[l]
+        if psi_on_mu and l < L:
+            kn.error_signals_psi(codes[l], arr(e, "a_in"), arr(e, "b"), arr(e, "vin"),
+                                 arr(e, "pin"), not drop_inf, not drop_learn, eps, e_inf,
+                                 e_learn)
+            return
         kn.error_signals(codes[l], arr(e, "a_in"), arr(e, "b"), arr(e, "vin"),
                          not drop_inf, not drop_learn, eps, e_inf, e_learn)
 
@@ -281,9 +324,14 @@ def _add_numba_kernels(c: PCCircuit) -> None:
         first_step = int(timestep[0]) % c.period_now == 0
         for l in range(0 if first_step else 1, L):  # the clamped input changes per sample
             kn.matvec(c.dense[f"W{l}"].w, u_of(l), arr(c.errors[l + 1], "a_in"))
-        if r.has_psi:
+        if psi_on_v:
             for l in range(1, L):
                 kn.matvec(c.dense[f"VE{l}"].w, arr(c.values[l], "v"), arr(c.errors[l], "vin"))
+
+    def psi_prediction() -> None:
+        for l in range(1, L):  # psi mu from the predictions stored at ORDER_PREDICTION
+            e = c.errors[l]
+            kn.matvec(c.dense[f"PE{l}"].w, arr(e, "mu"), arr(e, "pin"))
 
     def stage2() -> None:
         for l in range(1, L + 1):
@@ -310,7 +358,10 @@ def _add_numba_kernels(c: PCCircuit) -> None:
                 kn.hebb(c.dense[f"B{l}"].acc.T, buf[l + 1][2], u_of(l), 1.0)
         if r.error_connections is ErrorConnections.LEARNED_PSI:
             for l in range(1, L):
-                kn.hebb(c.dense[f"VE{l}"].acc, buf[l][0], arr(c.values[l], "v"), -1.0)
+                if psi_on_mu:
+                    kn.hebb(c.dense[f"PE{l}"].acc, buf[l][0], arr(c.errors[l], "mu"), -0.5)
+                else:
+                    kn.hebb(c.dense[f"VE{l}"].acc, buf[l][0], arr(c.values[l], "v"), -1.0)
         if apply_g[m] != 0.0:
             s = spec
             clamp = s.update_clamp if s.update_clamp is not None else math.inf
@@ -325,5 +376,8 @@ def _add_numba_kernels(c: PCCircuit) -> None:
                                name=f"{c.network.name}_numba_stage2"),
            b2.NetworkOperation(learn, dt=c.phases.period * STEP, when="start", order=-3,
                                name=f"{c.network.name}_numba_learn")]
+    if psi_on_mu:
+        ops.append(b2.NetworkOperation(psi_prediction, clock=clock, when="groups",
+                                       order=ORDER_PSI, name=f"{c.network.name}_numba_psi"))
     c.network.add(*ops)
     c._netops = ops

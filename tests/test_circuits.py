@@ -19,7 +19,7 @@ from algorithms.activations import Activation
 from algorithms.data import load_dataset
 from algorithms.graph import Loss
 from algorithms.spec import (BackwardPathway, DerivativeUse, ErrorConnections, ErrorToValue,
-                             ForwardPass, HiddenInit, PassValue, PCSpec)
+                             ForwardPass, HiddenInit, PassValue, PCSpec, PsiPlacement)
 from algorithms.training import train_epoch
 from algorithms.variants import Variant, build_model
 
@@ -41,10 +41,17 @@ PC_CASES = {
     "feedback-alignment": {"backward": BackwardPathway.RANDOM},
     "no-derivative": {"derivative": DerivativeUse.DROPPED_IN_INFERENCE},
     "no-derivative-anywhere": {"derivative": DerivativeUse.DROPPED_EVERYWHERE},
+    # psi on the prediction (PsiPlacement.PREDICTION, the default): eps = v - psi f(a)
     "learned-psi": {"error_connections": ErrorConnections.LEARNED_PSI},
     "random-psi": {"error_connections": ErrorConnections.RANDOM_PSI},
+    "fixed-predictions-psi": {"fixed_predictions": True,
+                              "error_connections": ErrorConnections.LEARNED_PSI},
+    # psi on the value (PsiPlacement.VALUE): eps = psi v - f(a)
+    "learned-psi-value": {"error_connections": ErrorConnections.LEARNED_PSI,
+                          "psi_placement": PsiPlacement.VALUE},
     "psi-transpose": {"error_connections": ErrorConnections.LEARNED_PSI,
-                      "error_to_value": ErrorToValue.PSI_TRANSPOSE},
+                      "error_to_value": ErrorToValue.PSI_TRANSPOSE,
+                      "psi_placement": PsiPlacement.VALUE},
     "fully-relaxed": {"backward": BackwardPathway.LEARNED,
                       "derivative": DerivativeUse.DROPPED_IN_INFERENCE,
                       "error_connections": ErrorConnections.LEARNED_PSI},
@@ -177,10 +184,11 @@ def test_ar_circuit_mse_half_loss() -> None:
     close(relaxed["x1"], r.x[1])
 
 
-def test_numba_and_brian2_paths_give_the_same_trajectories() -> None:
+@pytest.mark.parametrize("placement", list(PsiPlacement), ids=lambda p: p.value)
+def test_numba_and_brian2_paths_give_the_same_trajectories(placement: PsiPlacement) -> None:
     """Every step of every value and error population, not only the relaxed state."""
     spec = small_spec(backward=BackwardPathway.LEARNED,
-                      error_connections=ErrorConnections.LEARNED_PSI)
+                      error_connections=ErrorConnections.LEARNED_PSI, psi_placement=placement)
     x, y = batch(3, n=4)
     traces = []
     for kernel in (Kernel.BRIAN2, Kernel.NUMBA):
