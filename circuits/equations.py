@@ -276,16 +276,31 @@ dvin/dt = -vin / tau_s : 1     # own value (or psi v): trace of value spikes
 a = a_in + b : 1
 dabar/dt = settling(tp) * (a - abar) / tau_settle : 1   # latched at the end of settling
 mu = {f} : 1                   # dendritic prediction f(a), or f(abar) under fixed predictions
-eps = vin - mu : 1             # the error its ON/OFF pair codes
+eps = vin - {mu_hat} : 1       # the error its ON/OFF pair codes (mu, or psi mu: pin)
 gain = {gain} : 1              # f'(a) or 1: efficacy of its spikes on the way down
 gain_learn = {gain_learn} : 1  # f'(a) or 1: postsynaptic factor of plasticity
 dmu_hold/dt = holding(tp) * mu / hold_time : 1   # mean prediction over the hold window
 b : 1
 b_acc : 1
 count : 1                      # ON minus OFF spikes in the hold window (readout)
-"""
+{extra}"""
 """A spiking error population ``E_l``: a dendrite decodes the prediction and the own value
-from spike traces; its ON/OFF pair codes ``eps = v - f(a)`` within ``range_e``."""
+from spike traces; its ON/OFF pair codes ``eps = v - f(a)`` within ``range_e`` (``psi v -
+f(a)`` with ``psi`` on the value, ``v - psi f(a)`` with ``psi`` on the prediction)."""
+
+SPIKING_PSI_INPUT = """
+dpin/dt = -pin / tau_s : 1     # psi mu: trace of the layer's prediction spikes through psi
+"""
+"""Added to a hidden spiking error population when ``psi`` multiplies the prediction."""
+
+SPIKING_PREDICTION = """
+mu : 1                    # (summed, one-to-one) its error unit's dendritic prediction f(a)
+dtr/dt = -tr / tau_s : 1  # trace of its own spikes (decodes mu): presynaptic factor of psi
+count : 1                 # ON minus OFF spikes in the hold window (readout)
+"""
+"""A prediction pair population ``P_l`` (``psi`` on the prediction only): part of the error
+units of layer ``l``, its ON/OFF pairs code each unit's prediction ``mu = f(a)`` within
+``range_v`` and carry it through the dense ``psi`` to every error unit of the layer."""
 
 SPIKING_AR_INPUT = """
 x : 1                     # clamped to the image (CLAMP once per sample)

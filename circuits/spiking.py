@@ -28,6 +28,24 @@ is split into an excitatory part carrying ``max(w, 0)`` and an inhibitory part c
 presynaptic cell and event, which fires one step after its cell), so every synapse has a
 fixed sign. The learned quantity is still ``w`` (the excitatory minus the inhibitory
 efficacy).
+
+Dense error connections ``psi`` (hidden layers), as in :mod:`circuits.pc`:
+
+==============  ===============  =============================================================
+pathway         pre -> post      with ``psi`` on ...
+==============  ===============  =============================================================
+``VE{l}``       V_l -> E_l       the value (``PsiPlacement.VALUE``): dense ``psi``, the error
+                                 dendrite decodes ``psi v``; at each error spike
+                                 ``dw_acc += -eps tr_pre`` (``-eps v``); under
+                                 ``PSI_TRANSPOSE`` the error spikes travel back as ``psi^T
+                                 eps``. Otherwise one-to-one ``v``.
+``EP{l}``       E_l -> P_l       the prediction (``PsiPlacement.PREDICTION``, the default):
+                                 one-to-one within the unit; the prediction pairs ``P{l}``
+                                 code ``mu = f(a)`` (within ``value_range``)
+``PE{l}``       P_l -> E_l       the prediction: dense ``psi``, the error dendrite decodes
+                                 ``pin = psi mu`` and codes ``eps = v - pin``; at each error
+                                 spike ``dw_acc += -1/2 eps tr_pre`` (the authors' rule)
+==============  ===============  =============================================================
 """
 
 from __future__ import annotations
@@ -44,7 +62,7 @@ from algorithms.ar import check_ar_spec
 from algorithms.graph import Loss
 from algorithms.pc import PCParams, init_params
 from algorithms.spec import (BackwardPathway, BatchReduction, DerivativeUse, ErrorConnections,
-                             ErrorToValue, PassValue, PCSpec)
+                             ErrorToValue, PassValue, PCSpec, PsiPlacement)
 
 from . import equations as eq
 from .base import Circuit, all_to_all, claim
@@ -466,8 +484,9 @@ def build_spiking_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
                              coding: SpikeCoding | None = None, target: Target = Target.CYTHON,
                              name: str = "spc") -> SpikingPCCircuit:
     """Build the spiking circuit of ``spec`` (every relaxation: the pathways of
-    :mod:`circuits.pc`, carried by ON/OFF spike trains) with ``params`` (default
-    ``init_params(spec)``). ``coding`` defaults to :class:`SpikeCoding` ``()``."""
+    :mod:`circuits.pc`, carried by ON/OFF spike trains; ``psi`` on the prediction through
+    prediction pairs ``P{l}``) with ``params`` (default ``init_params(spec)``). ``coding``
+    defaults to :class:`SpikeCoding` ``()``."""
     coding = coding if coding is not None else SpikeCoding()
     check_spiking_spec(spec, coding)
     if not isinstance(target, Target):
@@ -483,6 +502,7 @@ def build_spiking_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
     sample_clock = b2.Clock(dt=learn_dt, name=f"{name}_sample_clock")
     drop_inf = r.derivative is not DerivativeUse.KEPT
     drop_learn = r.derivative is DerivativeUse.DROPPED_EVERYWHERE
+    psi_on_mu = r.has_psi and r.psi_placement is PsiPlacement.PREDICTION
 
     values: list[b2.NeuronGroup] = []
     for l in range(L + 1):
@@ -505,14 +525,25 @@ def build_spiking_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
         # plasticity reads the presynaptic latched value (the rate circuit's u = vbar)
         f, df = eq.activation_strings(spec.activation_of(l),
                                       "abar" if spec.fixed_predictions else "a")
+        dense_psi = psi_on_mu and l < L  # eps = v - psi mu: psi mu decoded from P_l's spikes
         model = eq.SPIKING_ERROR.format(f=f, gain="1.0" if drop_inf else df,
-                                        gain_learn="1.0" if drop_learn else df)
+                                        gain_learn="1.0" if drop_learn else df,
+                                        mu_hat="pin" if dense_psi else "mu",
+                                        extra=eq.SPIKING_PSI_INPUT if dense_psi else "")
         o = "o" if l == L else "e"  # the output pair codes a wider range
         bias = f"b_acc {{s}}= {{L}} * gain_learn * k_{o}" if spec.use_bias else ""
         g = _pair_group(f"{name}_E{l}", sizes[l], model, q="eps", rng=f"range_{o}",
                         coding=coding, clock=clock, trace_c=None, on_code=bias)
         _per_sample(g, f"{name}_E{l}", "mu_hold = 0", sample_clock, learn_dt, spec.use_bias)
         errors.append(g)
+    predictions: list[b2.NeuronGroup | None] = [None] * (L + 1)
+    if psi_on_mu:
+        for l in range(1, L):
+            g = _pair_group(f"{name}_P{l}", sizes[l], eq.SPIKING_PREDICTION, q="mu",
+                            rng="range_v", coding=coding, clock=clock, trace_c="c_v")
+            g.run_regularly(_RESET_COUNTS, clock=sample_clock, when="start", order=-1,
+                            name=f"{name}_P{l}_reset")
+            predictions[l] = g
 
     objects: list[b2.BrianObject] = []
     pathways: dict[str, b2.Synapses] = {}
@@ -541,10 +572,21 @@ def build_spiking_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
             if learned:
                 fwd += f"\ndw_acc {{s}}= {{L}} * gain_learn_pre * {u}_post * k_{o}"
             add(f"B{l}", errors[l + 1], values[l], forward=fwd, plastic=learned, decays=True)
-        if not r.has_psi:
+        if not r.has_psi or psi_on_mu:
             add(f"VE{l}", values[l], errors[l], forward="vin_post {s}= c_v", one_to_one=True,
                 weighted=False)
-        else:
+        if psi_on_mu:
+            # E_l -> P_l (within the unit) -> E_l through dense psi; the authors' rule
+            # -1/2 eps mu at each error spike, mu decoded from P_l's own-spike trace
+            p = predictions[l]
+            assert p is not None
+            add(f"EP{l}", errors[l], p, forward=None, one_to_one=True, weighted=False,
+                summed="mu_post = mu_pre : 1 (summed)")
+            learned = r.error_connections is ErrorConnections.LEARNED_PSI
+            add(f"PE{l}", p, errors[l], forward="pin_post {s}= {w} * c_v",
+                backward="dw_acc {s}= -0.5 * {L} * tr_pre * k_e" if learned else None,
+                plastic=learned)
+        elif r.has_psi:
             learned = r.error_connections is ErrorConnections.LEARNED_PSI
             back = "dw_acc {s}= -{L} * tr_pre * k_e" if learned else ""
             if r.error_to_value is ErrorToValue.PSI_TRANSPOSE:
@@ -558,7 +600,7 @@ def build_spiking_pc_circuit(spec: PCSpec, params: PCParams | None = None, *,
         add(f"EV{l}", errors[l], values[l], forward=own, one_to_one=True, weighted=False,
             summed="pred_post = mu_pre : 1 (summed)")
 
-    populations = [*values, *[e for e in errors if e is not None]]
+    populations = [*values, *[e for e in [*errors, *predictions] if e is not None]]
     net = claim(b2.Network(*populations, *objects, name=f"{name}_network"))
     circuit = SpikingPCCircuit(spec, net, values, errors, pathways, phases, target,
                                Kernel.BRIAN2, {}, errors=errors, coding=coding)

@@ -12,7 +12,7 @@ import torch
 from algorithms.activations import Activation
 from algorithms.pc import PCParams, init_params
 from algorithms.spec import (BackwardPathway, ErrorConnections, ErrorToValue, PCSpec, PsiInit,
-                             Relaxations)
+                             PsiPlacement, Relaxations)
 from algorithms.variants import ARVariant, Variant, variant_spec
 from circuits.ar import build_ar_circuit
 from circuits.drive import CircuitError, Kernel, Target
@@ -146,16 +146,23 @@ def test_the_error_falls_as_the_window_and_the_rate_grow() -> None:
 
 RELAXED = [Variant.PC, Variant.LEARNED_BACKWARD, Variant.FEEDBACK_ALIGNMENT,
            Variant.NO_DERIVATIVE, Variant.LEARNED_ERROR, Variant.FULLY_RELAXED]
+"""The psi variants put psi on the prediction (``PsiPlacement.PREDICTION``, the default)."""
+RELAXED_CASES = [(v, None) for v in RELAXED] + [(Variant.LEARNED_ERROR, PsiPlacement.VALUE)]
 
 
-@pytest.mark.parametrize("variant", RELAXED, ids=lambda v: v.value)
-def test_every_relaxation_spikes_like_its_rate_twin(variant: Variant) -> None:
+@pytest.mark.parametrize(("variant", "placement"), RELAXED_CASES,
+                         ids=lambda v: v.value if v is not None else "default")
+def test_every_relaxation_spikes_like_its_rate_twin(variant: Variant,
+                                                   placement: PsiPlacement | None) -> None:
     """Same weights and inputs: the spiking batch update of every plastic pathway points
-    where the rate circuit's does."""
+    where the rate circuit's does (psi on the prediction, and once on the value)."""
     coding = SpikeCoding(**SMALL)
     # psi starts at the identity (as in demos.circuit): the reference code's small |N| start
     # makes every hidden error as large as the prediction, beyond any error range
-    spec = coding.rate_spec(variant_spec(variant, small_spec(psi_init=PsiInit.IDENTITY)))
+    spec = variant_spec(variant, small_spec(psi_init=PsiInit.IDENTITY))
+    if placement is not None:
+        spec = spec.replace(psi_placement=placement)
+    spec = coding.rate_spec(spec)
     params = init_params(spec)
     x, y = batch(8)
     s = build_spiking_pc_circuit(spec, params, coding=coding, target=NP, name="rx_s")
@@ -168,7 +175,8 @@ def test_every_relaxation_spikes_like_its_rate_twin(variant: Variant) -> None:
         if not want[k].any():  # a fixed pathway (feedback alignment's B) stays untouched
             assert not got[k].any(), k
             continue
-        # psi's update (-eps v) rests on the noisiest signal, the hidden errors (27 degrees)
+        # psi's update (-eps v, or -1/2 eps mu) rests on the noisiest signal, the hidden
+        # errors (27 degrees)
         assert _angle(got[k].numpy().ravel(), want[k].numpy().ravel()) < 30.0, k
 
 
@@ -210,10 +218,16 @@ def test_spiking_activation_relaxation_matches_its_rate_twin(variant: ARVariant)
 
 
 # ----------------------------------------------------------------------- Dale's law
-def test_dale_pathways_keep_their_signs_and_learn_like_the_signed_circuit() -> None:
+@pytest.mark.parametrize("connections", [ErrorConnections.ONE_TO_ONE,
+                                         ErrorConnections.LEARNED_PSI],
+                         ids=lambda c: c.value)
+def test_dale_pathways_keep_their_signs_and_learn_like_the_signed_circuit(
+        connections: ErrorConnections) -> None:
+    """With learned psi (on the prediction) the prediction pairs' pathway is split too."""
     coding = SpikeCoding(**SMALL, dale=True)
     spec = coding.rate_spec(small_spec(relaxations=Relaxations(
-        backward=BackwardPathway.LEARNED), learning_rate=0.05, batch_size=4))
+        backward=BackwardPathway.LEARNED, error_connections=connections),
+        psi_init=PsiInit.IDENTITY, learning_rate=0.05, batch_size=4))
     params = init_params(spec)
     x, y = batch(8)
     d = build_spiking_pc_circuit(spec, params, coding=coding, target=NP, name="dale")
@@ -223,7 +237,7 @@ def test_dale_pathways_keep_their_signs_and_learn_like_the_signed_circuit() -> N
     signed = build_pc_circuit(spec, params, target=NP, name="dale_r")
     signed.run(x, y, learn=True, apply=False)
     for k, v in named(signed.accumulated()).items():
-        assert _angle(named(d.accumulated())[k].numpy().ravel(), v.numpy().ravel()) < 25.0
+        assert _angle(named(d.accumulated())[k].numpy().ravel(), v.numpy().ravel()) < 25.0, k
     d.run(x, y)  # learn: every excitatory and inhibitory efficacy stays >= 0
     for key, syn in d.pathways.items():
         if "w" in syn.variables:
@@ -240,7 +254,7 @@ def test_dale_refuses_weight_transport() -> None:
     with pytest.raises(CircuitError, match="dale"):
         build_spiking_pc_circuit(small_spec(relaxations=Relaxations(
             backward=BackwardPathway.LEARNED, error_connections=ErrorConnections.LEARNED_PSI,
-            error_to_value=ErrorToValue.PSI_TRANSPOSE)),
+            error_to_value=ErrorToValue.PSI_TRANSPOSE, psi_placement=PsiPlacement.VALUE)),
             coding=SpikeCoding(dale=True), target=NP)
 
 
