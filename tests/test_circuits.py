@@ -216,7 +216,9 @@ def test_cython_target_matches_torch() -> None:
 def test_cpp_standalone_matches_torch(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from circuits.standalone import run_standalone
 
-    spec = small_spec(backward=BackwardPathway.LEARNED)
+    # learned psi on the prediction: the extra schedule stages run on the device too
+    spec = small_spec(backward=BackwardPathway.LEARNED,
+                      error_connections=ErrorConnections.LEARNED_PSI)
     x, y = batch(5)
     res = run_standalone(spec, None, x, y, directory=tmp_path / "pc", record={"V1": ("v",)})
     net = tpc.PredictiveCodingNetwork(spec)
