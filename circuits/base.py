@@ -15,8 +15,8 @@ from algorithms.spec import PCSpec, PsiPlacement
 from .drive import (ORDER_MONITOR, STEP, CircuitError, Kernel, Phases, Target, codegen_target,
                     drive_namespace, gate_arrays, order_summed)
 
-__all__ = ["Circuit", "DenseWeights", "all_to_all", "bias_plasticity_code", "check_samples", "claim", "once_per_sample", "pathway", "plasticity_code",
-           "psi_pathway"]
+__all__ = ["Circuit", "DenseWeights", "all_to_all", "bias_plasticity_code", "check_samples",
+           "claim", "once_per_sample", "pathway", "plasticity_code", "psi_pathway"]
 
 
 def psi_pathway(spec: PCSpec) -> str:
