@@ -172,7 +172,8 @@ def init_params(spec: PCSpec, generator: torch.Generator | None = None) -> PCPar
             elif spec.psi_init is PsiInit.NORMAL:
                 psi[l] = normal(n, n)
             elif spec.psi_init is PsiInit.IDENTITY_NOISE:
-                psi[l] = torch.eye(n, dtype=dtype) + normal(n, n)
+                # N(0, s^2/n): the perturbation's operator norm is about 2s for any width
+                psi[l] = torch.eye(n, dtype=dtype) + normal(n, n) / n ** 0.5
             else:
                 psi[l] = normal(n, n).abs()
     return PCParams(weights, biases, backward, psi)

@@ -159,7 +159,8 @@ class HiddenInit(Enum):
 
 class PsiInit(Enum):
     """Initial dense ``psi``: ``|N(0, s^2)|`` (reference code), ``N(0, s^2)``, identity, or
-    identity plus ``N(0, s^2)`` noise."""
+    identity plus ``N(0, s^2 / n)`` noise (``n`` = layer width, so the perturbation's
+    operator norm is about ``2 s`` whatever the width)."""
 
     ABS_NORMAL = "abs_normal"
     NORMAL = "normal"

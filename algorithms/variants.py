@@ -13,11 +13,12 @@ from .ar import ActivationRelaxationNetwork
 from .backprop import BackpropNetwork
 from .graph import Loss
 from .pc import PredictiveCodingNetwork
-from .spec import (BackwardPathway, DerivativeUse, ErrorConnections, ForwardPass, PassValue,
-                   PCSpec, Relaxations)
+from .spec import (BackwardPathway, DerivativeUse, ErrorConnections, ErrorToValue, ForwardPass,
+                   PassValue, PCSpec, PsiPlacement, Relaxations)
 from .training import Model
 
-__all__ = ["ARVariant", "Variant", "build_model", "variant_spec"]
+__all__ = ["ARVariant", "PSI_VARIANTS", "THESIS_VARIANTS", "Variant", "build_model",
+           "variant_spec"]
 
 
 class Variant(Enum):
@@ -30,6 +31,7 @@ class Variant(Enum):
     NO_DERIVATIVE = "no-derivative"
     LEARNED_ERROR = "learned-error"
     FULLY_RELAXED = "fully-relaxed"
+    PSI_ON_VALUE = "psi-value"  # beyond the thesis (issue 13): not in THESIS_VARIANTS
 
     @property
     def label(self) -> str:
@@ -44,7 +46,15 @@ _LABELS = {
     Variant.NO_DERIVATIVE: "no nonlinear derivative",
     Variant.LEARNED_ERROR: "learned error connections",
     Variant.FULLY_RELAXED: "fully relaxed",
+    Variant.PSI_ON_VALUE: "learned psi on the value, psi^T feedback",
 }
+
+THESIS_VARIANTS: tuple[Variant, ...] = tuple(v for v in Variant if v is not Variant.PSI_ON_VALUE)
+"""The comparison of thesis 3.5 (what ``--variants all`` runs)."""
+
+PSI_VARIANTS: frozenset[Variant] = frozenset({Variant.LEARNED_ERROR, Variant.FULLY_RELAXED,
+                                              Variant.PSI_ON_VALUE})
+"""Variants with dense error connections ``psi``."""
 
 _RELAXATIONS = {
     Variant.BACKPROP: Relaxations(),
@@ -57,6 +67,13 @@ _RELAXATIONS = {
         backward=BackwardPathway.LEARNED,
         derivative=DerivativeUse.DROPPED_IN_INFERENCE,
         error_connections=ErrorConnections.LEARNED_PSI,
+    ),
+    # eps = psi x - mu_hat with the exact gradient psi^T eps fed back to the value neuron;
+    # pair it with PsiInit.IDENTITY_NOISE (the |N(0, 0.05^2)| start is unstable there)
+    Variant.PSI_ON_VALUE: Relaxations(
+        error_connections=ErrorConnections.LEARNED_PSI,
+        error_to_value=ErrorToValue.PSI_TRANSPOSE,
+        psi_placement=PsiPlacement.VALUE,
     ),
 }
 

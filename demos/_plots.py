@@ -37,7 +37,7 @@ def plot_curves(results: list[RunResult], path: Path, title: str = "",
         runs = [r for r in results if r.variant is variant]
         color = COLORS.get(variant) or ("black" if variant.value == "backprop" else next(cycle))
         n = max((len(r.records) for r in runs), default=0)
-        label = variant.label
+        label = runs[0].label
         diverged = [r for r in runs if r.status == "diverged"]
         if diverged:
             label += f" (diverged: {len(diverged)}/{len(runs)})"

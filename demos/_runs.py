@@ -31,6 +31,11 @@ CSV_COLUMNS = ("dataset", "activation", "variant", "seed", "epoch", "train_accur
                "test_accuracy", "energy", "wall_seconds")
 
 
+def prediction_mode(fixed: bool) -> str:
+    """``"fixed"`` or ``"recomputed"``: how a PC run treats its predictions."""
+    return "fixed" if fixed else "recomputed"
+
+
 class ConfigMismatch(RuntimeError):
     """A checkpoint in the output folder was made with a different configuration."""
 
@@ -48,6 +53,14 @@ class RunResult:
     status: str = "running"  # running | finished | diverged
     message: str = ""
     backend: str = "torch"  # or "circuit" (Brian2)
+    fixed_predictions: bool | None = None  # per-run prediction mode; None: the base spec's
+
+    @property
+    def label(self) -> str:
+        """The variant's label, with the prediction mode when the run sets its own."""
+        if self.fixed_predictions is None or self.variant.value == "backprop":
+            return self.variant.label
+        return f"{self.variant.label} [{prediction_mode(self.fixed_predictions)} pred.]"
 
     @property
     def key(self) -> str:
@@ -138,6 +151,8 @@ def train_run(
     every epoch and its metrics are kept in ``res.probes`` (and the checkpoint).
     ``make_model(variant, base)`` replaces the torch models (the circuit backend); it returns
     ``None`` for variants it leaves to torch, and its ``backend`` attribute names it."""
+    if res.fixed_predictions is not None:
+        base = base.replace(fixed_predictions=res.fixed_predictions)
     spec = variant_spec(res.variant, base.replace(seed=res.seed))
     model = None if make_model is None else make_model(res.variant, base.replace(seed=res.seed))
     backend = "torch" if model is None else getattr(make_model, "backend", "custom")
@@ -203,8 +218,10 @@ def summarise(results: list[RunResult], meta: dict[str, Any]) -> dict[str, Any]:
         walls = [x.wall_seconds for r in runs for x in r.records]
         t = torch.tensor(finals, dtype=torch.float64) if finals else None
         by_variant[variant.value] = {
-            "label": variant.label,
+            "label": runs[0].label,
             "backend": runs[0].backend,
+            **({} if runs[0].fixed_predictions is None or variant.value == "backprop" else
+               {"predictions": prediction_mode(runs[0].fixed_predictions)}),
             "final_test_accuracy_mean": float(t.mean()) if t is not None else None,
             "final_test_accuracy_std": float(t.std(unbiased=False)) if t is not None else None,
             "best_test_accuracy_mean": sum(bests) / len(bests) if bests else None,
@@ -257,7 +274,7 @@ def run_all(
                       on_epoch_end=flush, loss=loss, probe=probe, make_model=make_model)
             last = res.records[-1] if res.records else None
             tail = f"test {100 * last.test_accuracy:.2f}%" if last else "no epoch finished"
-            print(f"  {res.variant.label:<32} seed {res.seed}: {res.status:<9} {tail}"
+            print(f"  {res.label:<32} seed {res.seed}: {res.status:<9} {tail}"
                   + (f"  ({res.message})" if res.status == "diverged" else ""), flush=True)
             flush()
     except ConfigMismatch as exc:

@@ -3,9 +3,15 @@
     python -m demos.relaxations                                   # digits, relu, all variants
     python -m demos.relaxations --dataset mnist --activation tanh --epochs 10 --out results/x
 
-Writes ``curves.csv``, ``summary.json`` and ``curves.png`` into ``--out`` and prints a final
-table. Interrupt it at any time: rerunning the same command resumes every run from its last
+Writes ``curves.csv``, ``summary.json`` and ``curves.png`` into ``--out`` (default
+``runs/relaxations``, git-ignored) and prints a final table. Interrupt it at any time: rerunning the same command resumes every run from its last
 finished epoch (checkpoints in ``<out>/checkpoints/``) and gives the same curves.
+
+Prediction mode (``--predictions``): ``auto`` (default) runs the variants with learned error
+connections (``learned-error``, ``fully-relaxed``; psi on the prediction, as in the authors'
+code) with fixed predictions, as the authors did, and every other PC variant with recomputed
+predictions (the thesis text); ``fixed`` and ``recomputed`` force one mode for all. The mode
+is part of each variant's label in the table, ``summary.json`` and the figure legend.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from typing import Any
 
 from algorithms.activations import Activation
 from algorithms.data import DatasetNotFoundError, DataError, dataset_names, load_dataset
-from algorithms.spec import PCSpec, SpecError
-from algorithms.variants import Variant
+from algorithms.spec import PCSpec, PsiInit, SpecError
+from algorithms.variants import PSI_VARIANTS, THESIS_VARIANTS, Variant
 
 from ._runs import RunResult, prepare_out, run_all, run_meta, summarise
 
@@ -42,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hidden-layer nonlinearity (the output layer is linear)")
     p.add_argument("--variants", nargs="+", default=["all"],
                    choices=["all", *[v.value for v in Variant]], metavar="VARIANT",
-                   help="any of: all, " + ", ".join(v.value for v in Variant))
+                   help="any of: all (the thesis comparison), " + ", ".join(v.value for v in Variant)
+                        + " (psi-value is beyond the thesis: pair it with --psi-init "
+                          "identity_noise)")
     p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default: 30 on digits, 10 on mnist/fashion-mnist)")
@@ -56,8 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hidden layer widths")
     p.add_argument("--update-clamp", type=float, default=None,
                    help="clamp each update elementwise to +-C (reference code: 50)")
+    p.add_argument("--predictions", default="auto", choices=["auto", "fixed", "recomputed"],
+                   help="PC prediction mode. fixed: freeze predictions, gains and presynaptic "
+                        "values at the forward pass (the authors' runs); recomputed: the thesis "
+                        "text's dynamics; auto: fixed for the variants with learned error "
+                        "connections on the prediction (learned-error, fully-relaxed: under "
+                        "recomputed predictions they diverge, in the authors' code too), "
+                        "recomputed for the others")
     p.add_argument("--fixed-predictions", action="store_true",
-                   help="fixed-prediction assumption (freeze predictions at the forward pass)")
+                   help="same as --predictions fixed")
+    p.add_argument("--psi-init", default="abs_normal", choices=[q.value for q in PsiInit],
+                   help="initial error connections psi (abs_normal: the authors' |N(0, s^2)|; "
+                        "identity_noise: I + N(0, s^2), for psi-value)")
+    p.add_argument("--output-precision", type=float, default=1.0,
+                   help="precision pi of the output error (< 1: weak output clamping; PC's "
+                        "update approaches the backprop gradient as pi -> 0)")
     p.add_argument("--split", default="thesis", choices=["thesis", "full"],
                    help="thesis: train on the first 50,000 training images; full: all 60,000")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -70,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="circuit backend: dense pathways as numba kernels or Brian2 synapses")
     p.add_argument("--train-subset", type=int, default=None,
                    help="train on the first N training samples (after the split)")
-    p.add_argument("--out", default="results/relaxations", type=Path,
-                   help="output folder for curves.csv, summary.json, curves.png, checkpoints")
+    p.add_argument("--out", default="runs/relaxations", type=Path,
+                   help="output folder for curves.csv, summary.json, curves.png, checkpoints "
+                        "(the default is git-ignored: committed results live in results/)")
     p.add_argument("--data-dir", default=None,
                    help="folder holding <dataset>/ IDX files (default $PREDICTIVE_CIRCUITS_DATA)")
     p.add_argument("--no-download", action="store_true",
@@ -99,9 +121,34 @@ def circuit_factory(target: str, kernel: str) -> Any:
     return make
 
 
+AUTO_FIXED: frozenset[Variant] = PSI_VARIANTS - {Variant.PSI_ON_VALUE}
+"""The variants ``--predictions auto`` runs with fixed predictions."""
+
+
+def fixed_predictions(mode: str, variant: Variant) -> bool:
+    """The prediction mode of ``variant`` under ``--predictions mode``."""
+    if mode == "auto":
+        return variant in AUTO_FIXED
+    return mode == "fixed"
+
+
+def psi_probe(model: Any) -> dict[str, float]:
+    """How far each learned ``psi_l`` is from the identity, ``||psi_l - I||_F / sqrt(n_l)``
+    (``probes.csv``; empty for models without ``psi``)."""
+    import torch
+
+    params = getattr(model, "params", None)
+    out: dict[str, float] = {}
+    for l, psi in enumerate(getattr(params, "psi", None) or []):
+        if psi is not None:
+            eye = torch.eye(psi.shape[0], dtype=psi.dtype)
+            out[f"psi_drift_{l}"] = float((psi - eye).norm() / psi.shape[0] ** 0.5)
+    return out
+
+
 def selected_variants(names: list[str]) -> list[Variant]:
     if "all" in names:
-        return list(Variant)
+        return list(THESIS_VARIANTS)
     return [Variant(n) for n in dict.fromkeys(names)]
 
 
@@ -119,25 +166,32 @@ def load_data(args: argparse.Namespace):
         return load_dataset(args.dataset, folder, split=args.split)
 
 
-def print_table(results: list[RunResult], file: Any = sys.stdout) -> None:
+def print_table(results: list[RunResult], file: Any = None) -> None:
+    file = sys.stdout if file is None else file
     summary = summarise(results, {})["variants"]
-    head = f"{'variant':<34}{'test acc (final)':>18}{'best':>8}{'train':>8}{'s/epoch':>9}  status"
+    head = f"{'variant':<46}{'test acc (final)':>18}{'best':>8}{'train':>8}{'s/epoch':>9}  status"
     print(head, file=file)
     print("-" * len(head), file=file)
     for s in summary.values():
         statuses = sorted({r["status"] for r in s["runs"]})
         if s["final_test_accuracy_mean"] is None:
-            print(f"{s['label']:<34}{'-':>18}{'-':>8}{'-':>8}{'-':>9}  {','.join(statuses)}",
+            print(f"{s['label']:<46}{'-':>18}{'-':>8}{'-':>8}{'-':>9}  {','.join(statuses)}",
                   file=file)
             continue
         acc = f"{100 * s['final_test_accuracy_mean']:.2f} ± {100 * s['final_test_accuracy_std']:.2f}"
-        print(f"{s['label']:<34}{acc:>18}{100 * s['best_test_accuracy_mean']:>8.2f}"
+        print(f"{s['label']:<46}{acc:>18}{100 * s['best_test_accuracy_mean']:>8.2f}"
               f"{100 * s['final_train_accuracy_mean']:>8.2f}{s['mean_epoch_seconds']:>9.2f}  "
               f"{','.join(statuses)}", file=file)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.fixed_predictions:
+        if args.predictions not in ("auto", "fixed"):
+            print("error: --fixed-predictions contradicts --predictions "
+                  f"{args.predictions}", file=sys.stderr)
+            return 2
+        args.predictions = "fixed"
     if args.seeds < 1:
         print("error: --seeds must be >= 1", file=sys.stderr)
         return 2
@@ -163,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
             learning_rate=args.learning_rate,
             batch_size=args.batch_size,
             update_clamp=args.update_clamp,
-            fixed_predictions=args.fixed_predictions,
+            fixed_predictions=args.predictions == "fixed",
+            psi_init=PsiInit(args.psi_init),
+            output_precision=args.output_precision,
             dtype=args.dtype,
         )
     except SpecError as exc:
@@ -181,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     prepare_out(out, args.fresh)
     variants = selected_variants(args.variants)
-    results = [RunResult(data.name, args.activation, v, seed)
+    results = [RunResult(data.name, args.activation, v, seed,
+                         fixed_predictions=fixed_predictions(args.predictions, v))
                for v in variants for seed in range(args.seeds)]
     backend = ({"backend": "torch"} if args.backend == "torch" else
                {"backend": f"circuit (Brian2 {args.circuit_target}, {args.kernel} kernels, "
@@ -193,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(variants)} variants x {args.seeds} seed(s) -> {out}")
 
     t0 = time.perf_counter()
+    probe = psi_probe if PSI_VARIANTS & set(variants) else None
     rc = run_all(results, base, data, epochs, out, meta, split=args.split,
-                 progress=not args.no_progress, make_model=make_model)
+                 progress=not args.no_progress, make_model=make_model, probe=probe)
     if rc:
         return rc
     if not args.no_plot:

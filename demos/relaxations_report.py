@@ -3,7 +3,10 @@
     python -m demos.relaxations_report --root results/relaxations
 
 Reads ``<root>/<dataset>-<activation>[-fixed-predictions]/curves.csv`` (as written by
-``python -m demos.relaxations``) and writes into ``<root>``:
+``python -m demos.relaxations``) and, where it exists, the same folder name with ``-psi``
+appended: a rerun of the variants with learned error connections (psi on the prediction, the
+authors' wiring, issue 13), whose variants replace those of the first folder. Writes into
+``<root>``:
 
 * ``fig3_17_learned_backward.png``, ``fig3_18_no_derivative.png``,
   ``fig3_20_learned_error.png``, ``fig3_22_fully_relaxed.png``, ``fig_feedback_alignment.png``:
@@ -51,6 +54,25 @@ def load_runs(folder: Path) -> tuple[dict[str, dict[int, list[tuple[int, float]]
     return curves, summary
 
 
+def load_panel(root: Path, dataset: str, act: str, suffix: str
+               ) -> tuple[dict[str, dict[int, list[tuple[int, float]]]], dict] | None:
+    """The runs of one panel: ``<dataset>-<act><suffix>``, with the variants of the
+    ``...-psi`` rerun folder (if any) replacing the first folder's; ``None`` if neither ran."""
+    folder = root / f"{dataset}-{act}{suffix}"
+    overlay = root / f"{dataset}-{act}{suffix}-psi"
+    have = [f for f in (folder, overlay) if (f / "curves.csv").exists()]
+    if not have:
+        return None
+    curves, summary = load_runs(have[0])
+    summary = {**summary, "variants": dict(summary["variants"])}
+    if len(have) == 2:
+        over_curves, over_summary = load_runs(overlay)
+        for name, info in over_summary["variants"].items():
+            curves[name] = over_curves.get(name, {})
+            summary["variants"][name] = {**info, "rerun": overlay.name}
+    return curves, summary
+
+
 def _mean_curve(runs: dict[int, list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = max(len(v) for v in runs.values())
     arr = np.full((len(runs), n), np.nan)
@@ -71,25 +93,25 @@ def make_figures(root: Path, suffix: str) -> list[Path]:
         fig, axes = plt.subplots(2, 2, figsize=(11, 8))
         any_data = False
         for ax, (dataset, act) in zip(axes.flat, PANELS):
-            folder = root / f"{dataset}-{act}{suffix}"
             ax.set_title(f"{dataset}, {act}")
             ax.set_xlabel("epoch")
             ax.set_ylabel("test accuracy (%)")
             ax.grid(alpha=0.3)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            if not (folder / "curves.csv").exists():
+            panel = load_panel(root, dataset, act, suffix)
+            if panel is None:
                 ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
                 continue
             any_data = True
-            curves, summary = load_runs(folder)
+            curves, summary = panel
             lows = []
             for v in (Variant.BACKPROP, Variant.PC, variant):
                 info = summary["variants"].get(v.value)
-                label = v.label
+                label = info["label"] if info is not None else v.label
                 if info is not None and any(r["status"] == "diverged" for r in info["runs"]):
                     first = next(r for r in info["runs"] if r["status"] == "diverged")
                     label += f" (diverged after {first['epochs']} epochs)"
-                if v.value not in curves:
+                if not curves.get(v.value):
                     ax.plot([], [], color=COLORS[v], label=label)
                     continue
                 x, m, s = _mean_curve(curves[v.value])
@@ -117,16 +139,18 @@ def report(root: Path) -> str:
              "vs backprop (pp) | status |", "|---|---|---|---|---|---|---|---|---|"]
     for suffix, mode in MODES.items():
         for dataset, act in PANELS:
-            folder = root / f"{dataset}-{act}{suffix}"
-            if not (folder / "summary.json").exists():
+            panel = load_panel(root, dataset, act, suffix)
+            if panel is None:
                 continue
-            _, summary = load_runs(folder)
+            _, summary = panel
             vs = summary["variants"]
             ref_pc = vs.get("pc", {}).get("final_test_accuracy_mean")
             ref_bp = vs.get("backprop", {}).get("final_test_accuracy_mean")
             for name, info in vs.items():
                 acc = info["final_test_accuracy_mean"]
                 status = ",".join(sorted({r["status"] for r in info["runs"]}))
+                if "rerun" in info:
+                    status += f" (`{info['rerun']}/`)"
                 epochs = max(info["epochs_completed"]) if info["epochs_completed"] else 0
                 if acc is None:
                     lines.append(f"| {mode.split(' (')[0]} | {dataset} | {act} | {info['label']} | "

@@ -199,5 +199,5 @@ def test_identity_noise_start():
         error_connections=ErrorConnections.LEARNED_PSI), psi_init=PsiInit.IDENTITY_NOISE,
         init_scale=0.05)
     psi = init_params(spec).psi[1]
-    off = psi - torch.eye(30)
+    off = (psi - torch.eye(30)) * 30 ** 0.5  # N(0, s^2/n) noise, rescaled to N(0, s^2)
     assert abs(float(off.std()) - 0.05) < 0.01 and abs(float(off.mean())) < 0.01

@@ -127,3 +127,38 @@ def test_fewer_epochs_than_checkpointed_reports_a_prefix(tmp_path, digits):
     again = train_run(RunResult("digits", "relu", Variant.BACKPROP, 0), SMALL, digits, 3,
                       tmp_path, split="thesis", progress=False)
     assert _curve(again) == _curve(full)
+
+
+def test_main_job_runs_each_variant_in_its_prediction_mode(tmp_path, capsys):
+    """``--predictions auto`` (default): learned error connections with fixed predictions
+    (the authors' runs), the others recomputed; the mode is in the label, summary.json and
+    the checkpoint's spec."""
+    import torch
+
+    from demos.relaxations import fixed_predictions, main
+
+    assert fixed_predictions("auto", Variant.LEARNED_ERROR)
+    assert fixed_predictions("auto", Variant.FULLY_RELAXED)
+    assert not fixed_predictions("auto", Variant.PC)
+    assert not fixed_predictions("auto", Variant.PSI_ON_VALUE)
+    assert fixed_predictions("fixed", Variant.PC) and not fixed_predictions("recomputed",
+                                                                           Variant.FULLY_RELAXED)
+    out = tmp_path / "run"
+    # psi's rule (the authors') is not a descent direction: it needs relaxed errors, so
+    # enough inference steps for the constant shift (1 - psi) mu_hat to be relaxed away
+    rc = main(["--epochs", "1", "--hidden", "16", "--inference-steps", "60", "--variants", "pc",
+               "learned-error", "backprop", "--out", str(out), "--no-progress", "--no-plot"])
+    assert rc == 0
+    variants = json.loads((out / "summary.json").read_text())["variants"]
+    assert variants["pc"]["predictions"] == "recomputed"
+    assert variants["learned-error"]["predictions"] == "fixed"
+    assert "predictions" not in variants["backprop"]
+    assert variants["learned-error"]["label"] == "learned error connections [fixed pred.]"
+    assert "learned error connections [fixed pred.]" in capsys.readouterr().out
+    for key, fixed in (("pc", False), ("learned-error", True)):
+        state = torch.load(out / "checkpoints" / f"digits_relu_{key}_seed0.pt",
+                           weights_only=False)
+        assert state["config"]["spec"]["fixed_predictions"] is fixed
+    assert main(["--fixed-predictions", "--predictions", "recomputed",
+                 "--out", str(out)]) == 2
+    assert "contradicts" in capsys.readouterr().err
