@@ -162,3 +162,21 @@ def test_main_job_runs_each_variant_in_its_prediction_mode(tmp_path, capsys):
     assert main(["--fixed-predictions", "--predictions", "recomputed",
                  "--out", str(out)]) == 2
     assert "contradicts" in capsys.readouterr().err
+
+
+def test_output_precision_report_tables_the_gap_to_backprop(tmp_path):
+    from demos.output_precision_report import main
+
+    for pi, pc_acc in (("1", (0.90, 0.92)), ("0.1", (0.95, 0.97))):
+        folder = tmp_path / f"mnist-relu-pi{pi}"
+        folder.mkdir()
+        lines = [",".join(CSV_COLUMNS)]
+        for seed in (0, 1):
+            for variant, acc in (("backprop", 0.96), ("pc", pc_acc[seed])):
+                lines.append(f"mnist,relu,{variant},{seed},1,0,{acc},0,0")
+        (folder / "curves.csv").write_text("\n".join(lines) + "\n")
+    assert main(["--root", str(tmp_path)]) == 0
+    table = (tmp_path / "output_precision.md").read_text()
+    assert "| 1 | 2 | 91.00 ± 1.00 | 96.00 ± 0.00 | -5.00 |" in table
+    assert "| 0.1 | 2 | 96.00 ± 1.00 | 96.00 ± 0.00 | +0.00 |" in table
+    assert (tmp_path / "output_precision.png").stat().st_size > 10_000
