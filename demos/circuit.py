@@ -17,9 +17,10 @@ arithmetic batched in torch (float64). Writes, under ``--out``:
   every plastic pathway after that one sample.
 
 The default is the fully relaxed circuit (learned backward weights, no ``f'`` in inference,
-learned dense error connections) with ``psi`` starting at the identity: with the reference
-code's ``|N(0, 0.05^2)|`` start it diverges within two batches on every data set, in both
-backends (see ``results/relaxations/report.md``).
+learned dense error connections on the prediction) with ``psi`` starting at the identity (so
+the errors in ``circuit_at_work.png`` read as ``v - f(a)``) and, as for every variant with
+learned error connections, fixed predictions (``--predictions auto``; the authors' runs).
+Writes into ``runs/circuit/digits`` (git-ignored) unless ``--out`` says otherwise.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from algorithms.spec import PCSpec, PsiInit, SpecError
 from algorithms.variants import Variant, variant_spec
 
 from ._runs import RunResult, atomic_write_text, prepare_out, run_all, run_meta
+from .relaxations import fixed_predictions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--psi-init", default="identity", choices=[p.value for p in PsiInit])
-    p.add_argument("--fixed-predictions", action="store_true")
+    p.add_argument("--predictions", default="auto", choices=["auto", "fixed", "recomputed"],
+                   help="as in demos.relaxations: auto = fixed for the variants with learned "
+                        "error connections (learned-error, fully-relaxed), recomputed otherwise")
+    p.add_argument("--fixed-predictions", action="store_true", help="= --predictions fixed")
     p.add_argument("--train-subset", type=int, default=None,
                    help="train on the first N training samples (both backends)")
     p.add_argument("--split", default="thesis", choices=["thesis", "full"])
@@ -67,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kernel", default="numba", choices=["numba", "brian2"],
                    help="dense pathways as numba kernels or as Brian2 synapses")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", type=Path, default=Path("results/circuit/digits"))
+    p.add_argument("--out", type=Path, default=Path("runs/circuit/digits"),
+                   help="output folder (the default is git-ignored)")
     p.add_argument("--fresh", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -95,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
                       activation=Activation(args.activation),
                       inference_rate=args.inference_rate, inference_steps=args.inference_steps,
                       learning_rate=args.learning_rate, batch_size=args.batch_size,
-                      psi_init=PsiInit(args.psi_init), fixed_predictions=args.fixed_predictions,
+                      psi_init=PsiInit(args.psi_init),
+                      fixed_predictions=fixed_predictions(
+                          "fixed" if args.fixed_predictions else args.predictions,
+                          Variant(args.variant)),
                       dtype="float64")
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -104,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     prepare_out(args.out, args.fresh)
     meta = run_meta("demos.circuit", argv, data, args.epochs, base, split=args.split,
                     circuit=f"Brian2 {args.target}, {args.kernel} kernels")
-    print(f"{data.describe()}; {variant.label}; sizes {base.sizes}; {args.activation}; "
+    mode = "fixed" if base.fixed_predictions else "recomputed"
+    print(f"{data.describe()}; {variant.label} [{mode} pred.]; sizes {base.sizes}; {args.activation}; "
           f"{args.epochs} epochs -> {args.out}")
     runs: dict[str, RunResult] = {}
     t0 = time.perf_counter()
@@ -122,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out / "comparison.json",
                       json.dumps({**meta, "comparison": comparison}, indent=2) + "\n")
     plot_comparison(runs, args.out / "curves.png",
-                    f"{data.name}: {variant.label}, {'-'.join(map(str, base.sizes))}, "
+                    f"{data.name}: {variant.label} [{mode} pred.], {'-'.join(map(str, base.sizes))}, "
                     f"{args.activation}")
     spec = variant_spec(variant, base)
     at_work(spec, runs["circuit"], data, args.out, Target(args.target), Kernel(args.kernel))
