@@ -16,7 +16,7 @@ from .graph import Loss, per_sample_loss
 from .pc import LayeredModel, PCParams, check_batch, feedforward, init_params
 from .spec import BatchReduction, PCSpec
 
-__all__ = ["BackpropNetwork", "loss", "gradients"]
+__all__ = ["BackpropNetwork", "gradients", "gradients_and_loss", "loss"]
 
 
 def loss(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor,
@@ -29,6 +29,12 @@ def gradients(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor,
               kind: Loss = Loss.MSE_HALF) -> PCParams:
     """Autograd gradients of the batch-reduced loss w.r.t. the forward weights and biases
     (``backward`` and ``psi`` slots are ``None``)."""
+    return gradients_and_loss(params, spec, x0, target, kind)[0]
+
+
+def gradients_and_loss(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor,
+                       kind: Loss = Loss.MSE_HALF) -> tuple[PCParams, float]:
+    """:func:`gradients` and the batch's summed per-sample loss, from one forward pass."""
     leaves = [w.detach().requires_grad_(True) for w in params.weights]
     bleaves = [None if b is None else b.detach().requires_grad_(True) for b in params.biases]
     p = PCParams(leaves, bleaves, [None] * len(leaves), [None] * (len(leaves) + 1))
@@ -39,7 +45,8 @@ def gradients(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor,
     gw = list(grads[: len(leaves)])
     it = iter(grads[len(leaves):])
     gb = [None if b is None else next(it) for b in bleaves]
-    return PCParams(gw, gb, [None] * len(gw), [None] * (len(gw) + 1))
+    return (PCParams(gw, gb, [None] * len(gw), [None] * (len(gw) + 1)),
+            float(per_sample.detach().sum()))
 
 
 class BackpropNetwork(LayeredModel):
@@ -57,9 +64,7 @@ class BackpropNetwork(LayeredModel):
     def train_batch(self, x0: Tensor, target: Tensor) -> float:
         x0, target = check_batch(self.spec, x0, target)
         assert target is not None
-        with torch.no_grad():
-            value = float(loss(self.params, self.spec, x0, target, self.loss).sum())
-        grads = gradients(self.params, self.spec, x0, target, self.loss)
+        grads, value = gradients_and_loss(self.params, self.spec, x0, target, self.loss)
         eta, c = self.spec.learning_rate, self.spec.update_clamp
         with torch.no_grad():
             for theta, g in zip(self.params.weights + self.params.biases,

@@ -84,3 +84,31 @@ def test_training_trajectory_equals_backprop():
         bp.train_batch(x0, target)
         for k, w in bp.params.tensors().items():
             torch.testing.assert_close(pc.params.tensors()[k], w, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["mse_half", "mse_sum", "cross_entropy"])
+def test_backprop_twin_step_is_sgd_on_the_autograd_loss(kind: str) -> None:
+    """One ``train_batch``: returns the summed loss before the update and moves every weight
+    and bias by ``-eta`` times the gradient, both from an independent autograd forward pass."""
+    from algorithms.graph import Loss
+
+    spec = PCSpec(sizes=(5, 7, 4), activation=Activation.TANH, dtype="float64", use_bias=True,
+                  learning_rate=0.05)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    t = torch.softmax(torch.randn(6, 4, generator=g, dtype=torch.float64), dim=1)
+    net = BackpropNetwork(spec, loss=Loss(kind))
+    before = [p.clone().requires_grad_(True) for p in net.params.weights + net.params.biases]
+    h = x
+    for l in range(2):
+        a = h @ before[l].T + before[2 + l]
+        h = torch.tanh(a) if l == 0 else a
+    if kind == "cross_entropy":
+        per = -(t * torch.log_softmax(h, dim=1)).sum(1)
+    else:
+        per = (0.5 if kind == "mse_half" else 1.0) * ((h - t) ** 2).sum(1)
+    grads = torch.autograd.grad(per.sum(), before)
+    value = net.train_batch(x, t)
+    assert value == pytest.approx(float(per.sum().detach()), rel=1e-12)
+    for p, b, gr in zip(net.params.weights + net.params.biases, before, grads):
+        torch.testing.assert_close(p, (b - 0.05 * gr).detach(), rtol=1e-12, atol=1e-14)
