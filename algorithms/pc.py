@@ -29,7 +29,7 @@ standard PC. Every rule is checked against ``torch.autograd`` in ``tests/test_pc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -117,6 +117,15 @@ class Forward:
 
     values: list[Tensor]
     pre: list[Tensor | None]
+    _gains: dict[int, Tensor] = field(default_factory=dict, repr=False, compare=False)
+
+    def gain(self, spec: PCSpec, layer: int) -> Tensor:
+        """``f'(a_layer)`` at the frozen forward input, computed once and cached (the
+        fixed-prediction assumption reads it at every inference step)."""
+        g = self._gains.get(layer)
+        if g is None:
+            g = self._gains[layer] = spec.activation_of(layer).df(self.pre[layer])
+        return g
 
 
 @dataclass
@@ -260,10 +269,14 @@ def energy(params: PCParams, spec: PCSpec, x: list[Tensor], forward: Forward) ->
     return 0.5 * hidden + 0.5 * spec.output_precision * (eps[-1] * eps[-1]).sum(dim=1)
 
 
-def _gain_weighted(spec: PCSpec, layer: int, pre: Tensor, eps: Tensor, drop: bool) -> Tensor:
-    """``e_l = f'(a_l) * eps_l``, or ``eps_l`` alone when the derivative is dropped."""
+def _gain_weighted(spec: PCSpec, layer: int, pre: Tensor, eps: Tensor, drop: bool,
+                   forward: Forward | None = None) -> Tensor:
+    """``e_l = f'(a_l) * eps_l``, or ``eps_l`` alone when the derivative is dropped. With
+    ``forward`` (fixed predictions: ``pre`` is its frozen input) the gain comes from its cache."""
     if drop:
         return eps
+    if forward is not None:
+        return forward.gain(spec, layer) * eps
     return spec.activation_of(layer).df(pre) * eps
 
 
@@ -287,7 +300,8 @@ def inference_step(
         own = eps[l]
         if relax_.error_to_value is ErrorToValue.PSI_TRANSPOSE:
             own = own @ params.psi[l]
-        e_next = _gain_weighted(spec, l + 1, pre[l + 1], eps[l + 1], drop)
+        e_next = _gain_weighted(spec, l + 1, pre[l + 1], eps[l + 1], drop,
+                                forward if spec.fixed_predictions else None)
         back = params.backward[l]
         bottom_up = e_next @ params.weights[l] if back is None else e_next @ back.T
         new.append(x[l] + spec.inference_rate * (bottom_up - own))
@@ -360,7 +374,8 @@ def weight_update(
     db: list[Tensor | None] = []
     dB: list[Tensor | None] = [None] * spec.n_layers
     for l in range(spec.n_layers):
-        post = _gain_weighted(spec, l + 1, pre[l + 1], eps[l + 1], drop)
+        post = _gain_weighted(spec, l + 1, pre[l + 1], eps[l + 1], drop,
+                              forward if spec.fixed_predictions else None)
         dW.append((post.T @ presyn[l]) * scale)
         db.append(post.sum(0) * scale if params.biases[l] is not None else None)
         if relax_.backward is BackwardPathway.LEARNED and l >= 1:
