@@ -34,6 +34,17 @@ class Activation(Enum):
             return torch.tanh(a)
         return torch.sigmoid(a)
 
+    def df_from_f(self, fa: torch.Tensor) -> torch.Tensor:
+        """``f'(a)`` from ``fa = f(a)`` without recomputing ``f``: the same arithmetic as
+        :meth:`df` after its own ``f``, so the result is bitwise equal."""
+        if self is Activation.LINEAR:
+            return torch.ones_like(fa)
+        if self is Activation.RELU:
+            return (fa > 0).to(fa.dtype)
+        if self is Activation.TANH:
+            return 1.0 - fa * fa
+        return fa * (1.0 - fa)
+
     def df(self, a: torch.Tensor) -> torch.Tensor:
         """``f'(a)``, same shape as ``a``."""
         if self is Activation.LINEAR:

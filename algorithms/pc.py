@@ -269,15 +269,16 @@ def energy(params: PCParams, spec: PCSpec, x: list[Tensor], forward: Forward) ->
     return 0.5 * hidden + 0.5 * spec.output_precision * (eps[-1] * eps[-1]).sum(dim=1)
 
 
-def _gain_weighted(spec: PCSpec, layer: int, pre: Tensor, eps: Tensor, drop: bool,
-                   forward: Forward | None = None) -> Tensor:
-    """``e_l = f'(a_l) * eps_l``, or ``eps_l`` alone when the derivative is dropped. With
-    ``forward`` (fixed predictions: ``pre`` is its frozen input) the gain comes from its cache."""
+def _gain_weighted(spec: PCSpec, layer: int, mu_hat: Tensor, eps: Tensor, drop: bool,
+                   forward: Forward) -> Tensor:
+    """``e_l = f'(a_l) * eps_l``, or ``eps_l`` alone when the derivative is dropped. Under
+    fixed predictions the gain is the frozen one cached in ``forward``; otherwise it comes
+    from the prediction ``mu_hat_l = f(a_l)`` (no second evaluation of ``f``)."""
     if drop:
         return eps
-    if forward is not None:
+    if spec.fixed_predictions:
         return forward.gain(spec, layer) * eps
-    return spec.activation_of(layer).df(pre) * eps
+    return spec.activation_of(layer).df_from_f(mu_hat) * eps
 
 
 def inference_step(
@@ -292,7 +293,7 @@ def inference_step(
     ``ErrorToValue.PSI_TRANSPOSE``. The output error is precision-weighted.
     """
     relax_ = spec.relaxations
-    pre, mu_hat = predictions(params, spec, x, forward)
+    _, mu_hat = predictions(params, spec, x, forward)
     eps = precision_weighted(spec, errors(params, spec, x, mu_hat))
     drop = relax_.derivative is not DerivativeUse.KEPT
     new = [x[0]]
@@ -300,8 +301,7 @@ def inference_step(
         own = eps[l]
         if relax_.error_to_value is ErrorToValue.PSI_TRANSPOSE:
             own = own @ params.psi[l]
-        e_next = _gain_weighted(spec, l + 1, pre[l + 1], eps[l + 1], drop,
-                                forward if spec.fixed_predictions else None)
+        e_next = _gain_weighted(spec, l + 1, mu_hat[l + 1], eps[l + 1], drop, forward)
         back = params.backward[l]
         bottom_up = e_next @ params.weights[l] if back is None else e_next @ back.T
         new.append(x[l] + spec.inference_rate * (bottom_up - own))
@@ -364,7 +364,7 @@ def weight_update(
     these are exactly ``-dF/dtheta``; every update is divided by the output precision.
     """
     relax_ = spec.relaxations
-    pre, mu_hat = predictions(params, spec, x, forward)
+    _, mu_hat = predictions(params, spec, x, forward)
     eps = precision_weighted(spec, errors(params, spec, x, mu_hat))
     drop = relax_.derivative is DerivativeUse.DROPPED_EVERYWHERE
     scale = 1.0 / x[0].shape[0] if spec.batch_reduction is BatchReduction.MEAN else 1.0
@@ -374,8 +374,7 @@ def weight_update(
     db: list[Tensor | None] = []
     dB: list[Tensor | None] = [None] * spec.n_layers
     for l in range(spec.n_layers):
-        post = _gain_weighted(spec, l + 1, pre[l + 1], eps[l + 1], drop,
-                              forward if spec.fixed_predictions else None)
+        post = _gain_weighted(spec, l + 1, mu_hat[l + 1], eps[l + 1], drop, forward)
         dW.append((post.T @ presyn[l]) * scale)
         db.append(post.sum(0) * scale if params.biases[l] is not None else None)
         if relax_.backward is BackwardPathway.LEARNED and l >= 1:

@@ -146,3 +146,14 @@ def test_energy_does_not_increase_over_inference():
     diffs = torch.diff(torch.tensor(r.energies))
     assert r.energies[-1] < 0.9 * r.energies[0]  # it does relax
     assert float(diffs.max()) <= 1e-12
+
+
+@pytest.mark.parametrize("act", list(Activation))
+def test_derivative_from_the_activation_value_equals_the_derivative(act: Activation) -> None:
+    """``df_from_f(f(a))`` (what inference uses, from the stored prediction) is bitwise
+    ``df(a)``, and both equal autograd's derivative."""
+    a = torch.linspace(-4, 4, 401, dtype=torch.float64).requires_grad_(True)
+    (grad,) = torch.autograd.grad(act.f(a).sum(), a)
+    with torch.no_grad():
+        assert torch.equal(act.df_from_f(act.f(a)), act.df(a))
+        torch.testing.assert_close(act.df(a), grad, rtol=1e-12, atol=1e-15)
