@@ -30,9 +30,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .device import DeviceLike
 from .graph import Loss, Schedule, loss_gradient, loss_value
 from .pc import (Forward, LayeredModel, PCParams, PCUpdate, apply_update, check_batch,
-                 feedforward, init_params)
+                 feedforward)
 from .spec import BackwardPathway, BatchReduction, DerivativeUse, PassValue, PCSpec
 
 __all__ = ["ARRelaxation", "ActivationRelaxationNetwork", "ar_relax", "ar_step", "ar_update",
@@ -165,12 +166,14 @@ class ActivationRelaxationNetwork(LayeredModel):
 
     def __init__(self, spec: PCSpec, params: PCParams | None = None, *,
                  loss: Loss = Loss.MSE_SUM, schedule: Schedule = Schedule.JACOBI,
-                 init_from_forward: bool = True, relax_input: bool = False) -> None:
+                 init_from_forward: bool = True, relax_input: bool = False,
+                 device: DeviceLike | None = None) -> None:
         check_ar_spec(spec)
-        self.relax_input = check_relax_input(spec, relax_input)
-        self.spec, self.loss, self.schedule = spec, loss, schedule
+        relax_input = check_relax_input(spec, relax_input)
+        super().__init__(spec, params, device)
+        self.relax_input = relax_input
+        self.loss, self.schedule = loss, schedule
         self.init_from_forward = init_from_forward
-        self.params = params if params is not None else init_params(spec)
 
     def _relax(self, x0: Tensor, target: Tensor) -> ARRelaxation:
         """Relax on a batch already validated by ``check_batch``."""
@@ -181,7 +184,7 @@ class ActivationRelaxationNetwork(LayeredModel):
 
     def updates(self, x0: Tensor, target: Tensor) -> PCUpdate:
         """The descent directions one training step would apply (nothing is changed)."""
-        x0, t = check_batch(self.spec, x0, target)
+        x0, t = check_batch(self.spec, x0, target, device=self.device)
         assert t is not None
         r = self._relax(x0, t)
         with torch.no_grad():
@@ -189,7 +192,7 @@ class ActivationRelaxationNetwork(LayeredModel):
                              relax_input=self.relax_input)
 
     def train_batch(self, x0: Tensor, target: Tensor) -> float:
-        x0, t = check_batch(self.spec, x0, target)
+        x0, t = check_batch(self.spec, x0, target, device=self.device)
         assert t is not None
         r = self._relax(x0, t)
         with torch.no_grad():

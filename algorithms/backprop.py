@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .graph import Loss, per_sample_loss
+from .device import DeviceLike
 from .pc import LayeredModel, PCParams, check_batch, feedforward, init_params
 from .spec import BatchReduction, PCSpec
 
@@ -51,18 +52,20 @@ def gradients_and_loss(params: PCParams, spec: PCSpec, x0: Tensor, target: Tenso
 
 class BackpropNetwork(LayeredModel):
     """SGD with autograd on the same architecture; ``train_batch`` returns the batch's summed
-    loss before the update (the analogue of the PC energy)."""
+    loss before the update (the analogue of the PC energy). Only the forward weights and
+    biases of ``params`` are used, copied (the twin never shares synapses with a PC net)."""
 
     def __init__(self, spec: PCSpec, params: PCParams | None = None,
-                 loss: Loss = Loss.MSE_HALF) -> None:
-        self.spec, self.loss = spec, loss
-        p = params if params is not None else init_params(spec)
-        self.params = PCParams([w.clone() for w in p.weights],
-                               [None if b is None else b.clone() for b in p.biases],
-                               [None] * spec.n_layers, [None] * (spec.n_layers + 1))
+                 loss: Loss = Loss.MSE_HALF, *, device: DeviceLike | None = None) -> None:
+        p = params if params is not None else init_params(spec, device=device)
+        own = PCParams([w.clone() for w in p.weights],
+                       [None if b is None else b.clone() for b in p.biases],
+                       [None] * spec.n_layers, [None] * (spec.n_layers + 1))
+        super().__init__(spec, own, device)
+        self.loss = loss
 
     def train_batch(self, x0: Tensor, target: Tensor) -> float:
-        x0, target = check_batch(self.spec, x0, target)
+        x0, target = check_batch(self.spec, x0, target, device=self.device)
         assert target is not None
         grads, value = gradients_and_loss(self.params, self.spec, x0, target, self.loss)
         eta, c = self.spec.learning_rate, self.spec.update_clamp

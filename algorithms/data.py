@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -159,6 +160,13 @@ class Dataset:
         return (f"{self.name}: {len(self.train_y)} train / {len(self.test_y)} test, "
                 f"{self.n_features} features, {self.n_classes} classes")
 
+    def to(self, device: torch.device | str) -> Dataset:
+        """The same data with every tensor on ``device`` (one copy; the training loop then
+        slices batches there without host transfers)."""
+        return dataclasses.replace(self, train_x=self.train_x.to(device),
+                                   train_y=self.train_y.to(device),
+                                   test_x=self.test_x.to(device), test_y=self.test_y.to(device))
+
 
 # ----------------------------------------------------------------------------- IDX reading
 def read_idx(path: str | os.PathLike[str], expected: IDXFile | None = None) -> np.ndarray:
@@ -271,7 +279,8 @@ def _load_digits() -> Dataset:
 
 
 def load_dataset(
-    name: str, data_dir: str | os.PathLike[str] | None = None, split: Split = "full"
+    name: str, data_dir: str | os.PathLike[str] | None = None, split: Split = "full", *,
+    device: torch.device | str | None = None,
 ) -> Dataset:
     """Load a registered data set.
 
@@ -281,9 +290,15 @@ def load_dataset(
             ``$PREDICTIVE_CIRCUITS_DATA``. Ignored for ``digits``.
         split: ``"full"`` trains on the whole official training set; ``"thesis"`` on its
             first 50,000 images (thesis 3.5). Tests are always the official test set.
+        device: where the tensors go (default: the CPU).
     """
     if split not in ("full", "thesis"):
         raise ValueError(f"split must be 'full' or 'thesis', got {split!r}")
+    data = _load_dataset(name, data_dir, split)
+    return data if device is None else data.to(device)
+
+
+def _load_dataset(name: str, data_dir: str | os.PathLike[str] | None, split: Split) -> Dataset:
     if name == "digits":
         return _load_digits()
     if name in ("cifar10", "svhn"):

@@ -29,12 +29,14 @@ standard PC. Every rule is checked against ``torch.autograd`` in ``tests/test_pc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from .device import DeviceLike, generator_on, randn_on
 from .spec import (
     BackwardPathway,
     BatchReduction,
@@ -151,22 +153,32 @@ class PCUpdate:
 
 
 # -------------------------------------------------------------------------------- builders
-def init_params(spec: PCSpec, generator: torch.Generator | None = None) -> PCParams:
-    """Draw initial weights from ``spec``.
+def init_params(spec: PCSpec, generator: torch.Generator | None = None, *,
+                device: DeviceLike | None = None) -> PCParams:
+    """Draw initial weights from ``spec`` on ``device`` (default: the generator's device,
+    else the CPU).
 
     Forward weights are drawn first, so every relaxation (and the backprop twin) built
     from the same seed starts from identical ``W``. Backward weights (learned or random)
-    are ``N(0, std^2)``, ``psi`` as ``spec.psi_init`` says; biases start at zero.
+    are ``N(0, std^2)``, ``psi`` as ``spec.psi_init`` says; biases start at zero. Without a
+    ``generator`` one seeded with ``spec.seed`` is made on ``device`` (device-local draws).
     """
-    g = generator if generator is not None else torch.Generator().manual_seed(spec.seed)
+    if device is None:
+        device = generator.device if generator is not None else torch.device("cpu")
+    dev = torch.device(device)
+    g = generator if generator is not None else generator_on(dev, spec.seed)
     dtype, std, sizes, L = spec.torch_dtype, spec.init_std, spec.sizes, spec.n_layers
 
     def normal(*shape: int) -> Tensor:
-        return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype) * std
+        return randn_on(shape, g, dev, dtype) * std
+
+    def eye(n: int) -> Tensor:
+        return torch.eye(n, dtype=dtype, device=dev)
 
     weights = [normal(sizes[l + 1], sizes[l]) for l in range(L)]
     biases: list[Tensor | None] = [
-        torch.zeros(sizes[l + 1], dtype=dtype) if spec.use_bias else None for l in range(L)
+        torch.zeros(sizes[l + 1], dtype=dtype, device=dev) if spec.use_bias else None
+        for l in range(L)
     ]
     backward: list[Tensor | None] = [None] * L
     if spec.relaxations.has_backward_weights:
@@ -177,12 +189,12 @@ def init_params(spec: PCSpec, generator: torch.Generator | None = None) -> PCPar
         for l in range(1, L):
             n = sizes[l]
             if spec.psi_init is PsiInit.IDENTITY:
-                psi[l] = torch.eye(n, dtype=dtype)
+                psi[l] = eye(n)
             elif spec.psi_init is PsiInit.NORMAL:
                 psi[l] = normal(n, n)
             elif spec.psi_init is PsiInit.IDENTITY_NOISE:
                 # N(0, s^2/n): the perturbation's operator norm is about 2s for any width
-                psi[l] = torch.eye(n, dtype=dtype) + normal(n, n) / n ** 0.5
+                psi[l] = eye(n) + normal(n, n) / n ** 0.5
             else:
                 psi[l] = normal(n, n).abs()
     return PCParams(weights, biases, backward, psi)
@@ -265,7 +277,7 @@ def energy(params: PCParams, spec: PCSpec, x: list[Tensor], forward: Forward) ->
     """
     _, mu_hat = predictions(params, spec, x, forward)
     eps = errors(params, spec, x, mu_hat)
-    hidden = sum(((e * e).sum(dim=1) for e in eps[1:-1]), torch.zeros(()))
+    hidden = sum(((e * e).sum(dim=1) for e in eps[1:-1]), x[0].new_zeros(()))
     return 0.5 * hidden + 0.5 * spec.output_precision * (eps[-1] * eps[-1]).sum(dim=1)
 
 
@@ -316,15 +328,15 @@ def initial_values(
     feedforward pass (their errors are then exactly zero) or ``N(0, init_std^2)`` drawn from
     ``generator`` (default: a fresh one seeded from ``spec.seed``)."""
     x = [forward.values[0]]
+    device = x[0].device
     if spec.hidden_init is HiddenInit.RANDOM and generator is None:
-        generator = torch.Generator().manual_seed(spec.seed + 1)  # never the global RNG
+        generator = generator_on(device, spec.seed + 1)  # never the global RNG
     for l in range(1, spec.n_layers):
         if spec.hidden_init is HiddenInit.FEEDFORWARD:
             x.append(forward.values[l])
         else:
             v = forward.values[l]
-            noise = torch.randn(v.shape, generator=generator, dtype=torch.float64)
-            x.append(noise.to(v.dtype) * spec.init_std)
+            x.append(randn_on(v.shape, generator, device, v.dtype) * spec.init_std)
     x.append(target)
     return x
 
@@ -427,11 +439,14 @@ def load_named_tensors(params: PCParams, given: dict[str, Tensor]) -> None:
         own[k].copy_(v)
 
 
-def check_batch(spec: PCSpec, x0: Tensor, target: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-    """Validate and convert a batch; raises ``ValueError`` naming what is wrong."""
-    x0 = _as_matrix(x0, spec.sizes[0], "input", spec.torch_dtype)
+def check_batch(spec: PCSpec, x0: Tensor, target: Tensor | None = None, *,
+                device: torch.device | None = None) -> tuple[Tensor, Tensor | None]:
+    """Validate and convert a batch to the spec's dtype (and to ``device`` when given: a
+    CPU batch handed to a CUDA model is copied there); raises ``ValueError`` naming what is
+    wrong."""
+    x0 = _as_matrix(x0, spec.sizes[0], "input", spec.torch_dtype, device)
     if target is not None:
-        target = _as_matrix(target, spec.sizes[-1], "target", spec.torch_dtype)
+        target = _as_matrix(target, spec.sizes[-1], "target", spec.torch_dtype, device)
         if target.shape[0] != x0.shape[0]:
             raise ValueError(
                 f"input has {x0.shape[0]} samples but target has {target.shape[0]}"
@@ -439,57 +454,125 @@ def check_batch(spec: PCSpec, x0: Tensor, target: Tensor | None = None) -> tuple
     return x0, target
 
 
-def _as_matrix(t: Any, width: int, what: str, dtype: torch.dtype) -> Tensor:
+def _as_matrix(t: Any, width: int, what: str, dtype: torch.dtype,
+               device: torch.device | None) -> Tensor:
     if not isinstance(t, Tensor):
         t = torch.as_tensor(t)
     if t.ndim != 2 or t.shape[1] != width:
         raise ValueError(f"{what} must have shape (batch, {width}), got {tuple(t.shape)}")
     if t.shape[0] == 0:
         raise ValueError(f"{what} is an empty batch")
-    if not t.is_floating_point():
-        t = t.to(dtype)
-    if not bool(torch.isfinite(t).all()):
+    t = t.to(device=device, dtype=dtype)
+    if t.device.type != "meta" and not bool(torch.isfinite(t).all()):
         raise ValueError(f"{what} contains NaN or inf")
-    return t.to(dtype)
+    return t
 
 
 # --------------------------------------------------------------------------- the wrappers
-class LayeredModel:
+_GROUPS = (("W", "weights"), ("b", "biases"), ("B", "backward"), ("psi", "psi"))
+
+
+class LayeredModel(nn.Module):
     """What every layered model shares: ``spec``, ``params``, the feedforward prediction and
-    (de)serialisation of the weights. PC, AR and the backprop twin build on it."""
+    (de)serialisation. PC, AR and the backprop twin build on it.
+
+    An ``nn.Module``: every synapse matrix is a parameter named as in
+    :meth:`PCParams.tensors` (``W0``, ``b0``, ``B1``, ``psi1``...), with
+    ``requires_grad=False`` (the learning rules are local, not autograd), so ``state_dict``,
+    ``.to(device)`` and ``parameters()`` behave as for any torch module;
+    ``params`` is a :class:`PCParams` view of the same tensors, kept in step by ``_apply``.
+    """
 
     spec: PCSpec
     params: PCParams
 
+    def __init__(self, spec: PCSpec, params: PCParams | None, device: DeviceLike | None
+                 ) -> None:
+        super().__init__()
+        self.spec = spec
+        if params is None:
+            params = init_params(spec, device=device)
+        for name, t in params.tensors().items():
+            if device is not None:
+                t = t.to(device)
+            self.register_parameter(name, nn.Parameter(t, requires_grad=False))
+        self._sync_params()
+
+    def _sync_params(self) -> None:
+        """Rebuild :attr:`params` from the registered parameters."""
+        L = self.spec.n_layers
+        got = self._parameters
+
+        def group(prefix: str, n: int) -> list[Tensor | None]:
+            return [got.get(f"{prefix}{i}") for i in range(n)]
+
+        weights = group("W", L)
+        assert all(w is not None for w in weights)
+        self.params = PCParams(weights, group("b", L), group("B", L),  # type: ignore[arg-type]
+                               group("psi", L + 1))
+
+    def _apply(self, fn: Any, recurse: bool = True) -> LayeredModel:
+        super()._apply(fn, recurse)
+        self._sync_params()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        """Where the synapses (and so every batch and state) live."""
+        return self.params.weights[0].device
+
+    def forward(self, x0: Tensor) -> Tensor:
+        """The feedforward prediction ``B x n_L`` (no checks; see :meth:`predict`)."""
+        return feedforward(self.params, self.spec, x0).values[-1]
+
     def predict(self, x0: Tensor) -> Tensor:
-        """Output-layer prediction of the feedforward pass (``B x n_L``)."""
-        x0, _ = check_batch(self.spec, x0)
+        """Output-layer prediction of the feedforward pass (``B x n_L``), after checking the
+        batch and moving it to the model's device."""
+        x0, _ = check_batch(self.spec, x0, device=self.device)
         with torch.no_grad():
             return feedforward(self.params, self.spec, x0).values[-1]
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"params": {k: v.clone() for k, v in self.params.tensors().items()}}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_named_tensors(self.params, state["params"])
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False) -> Any:
+        """Standard ``nn.Module`` loading; also reads the earlier layout
+        ``{"params": {name: tensor}, "generator": state}`` of older checkpoints."""
+        if "params" in state_dict and isinstance(state_dict["params"], Mapping):
+            flat: dict[str, Any] = dict(state_dict["params"])
+            if "generator" in state_dict:
+                flat["_extra_state"] = {"generator": state_dict["generator"]}
+            state_dict = flat
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._sync_params()
+        return result
 
 
 class PredictiveCodingNetwork(LayeredModel):
     """Stateful wrapper: params plus the generator for random hidden initialisation.
 
     ``train_batch`` = relax, then one weight update; ``predict`` = the feedforward pass.
+    ``device``: where parameters are drawn (with a generator on that device) or moved to;
+    default the given params' device, else the CPU.
     """
 
-    def __init__(self, spec: PCSpec, params: PCParams | None = None) -> None:
+    def __init__(self, spec: PCSpec, params: PCParams | None = None, *,
+                 device: DeviceLike | None = None) -> None:
         if not spec.relaxations.forward_pass.all_frozen:
             raise ValueError("forward_pass: an activation-relaxation option; predictive coding "
                              "expresses it with fixed_predictions")
-        self.spec = spec
-        self.params = params if params is not None else init_params(spec)
-        self.generator = torch.Generator().manual_seed(spec.seed + 1)
+        super().__init__(spec, params, device)
+        self.generator = generator_on(self.device, spec.seed + 1)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> PredictiveCodingNetwork:
+        super()._apply(fn, recurse)
+        g = getattr(self, "generator", None)
+        if g is not None and g.device != self.device:
+            # a generator cannot move; continue deterministically from its next draw
+            seed = int(torch.randint(2 ** 62, (1,), generator=g, device=g.device))
+            self.generator = generator_on(self.device, seed)
+        return self
 
     def relax(self, x0: Tensor, target: Tensor, *, record_energy: bool = False) -> Relaxation:
-        x0, target = check_batch(self.spec, x0, target)
+        x0, target = check_batch(self.spec, x0, target, device=self.device)
         assert target is not None
         with torch.no_grad():
             return relax(self.params, self.spec, x0, target, generator=self.generator,
@@ -511,9 +594,11 @@ class PredictiveCodingNetwork(LayeredModel):
         with torch.no_grad():
             return weight_update(self.params, self.spec, r.x, r.forward)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "generator": self.generator.get_state()}
+    def get_extra_state(self) -> dict[str, Tensor]:
+        """The hidden-initialisation generator's state (``_extra_state`` in ``state_dict``)."""
+        return {"generator": self.generator.get_state() if self.generator is not None
+                else torch.empty(0, dtype=torch.uint8)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.generator.set_state(state["generator"])
+    def set_extra_state(self, state: dict[str, Tensor]) -> None:
+        if self.generator is not None:
+            self.generator.set_state(state["generator"])

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from .data import Dataset, smooth_targets
 from .spec import PCSpec
 
-__all__ = ["Diverged", "EpochRecord", "Model", "accuracy", "epoch_order", "fit", "train_epoch"]
+__all__ = ["Diverged", "EpochRecord", "Model", "accuracy", "epoch_order", "fit", "model_device",
+           "train_epoch"]
 
 
 class Model(Protocol):
@@ -61,12 +62,21 @@ class EpochRecord:
         return asdict(self)
 
 
+def model_device(model: Any) -> torch.device:
+    """The device a model computes on: its ``device`` attribute (torch models), else CPU
+    (the Brian2 circuits)."""
+    dev = getattr(model, "device", None)
+    return dev if isinstance(dev, torch.device) else torch.device("cpu")
+
+
 def accuracy(model: Model, x: Tensor, y: Tensor, batch: int = 8192) -> float:
-    """Share of samples whose argmax prediction equals the label."""
-    correct = 0
+    """Share of samples whose argmax prediction equals the label (counted on the model's
+    device; one host sync at the end)."""
+    correct = torch.zeros((), dtype=torch.int64, device=y.device)
     for i in range(0, len(y), batch):
-        correct += int((model.predict(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
-    return correct / max(len(y), 1)
+        pred = model.predict(x[i:i + batch]).argmax(1).to(y.device)
+        correct += (pred == y[i:i + batch]).sum()
+    return int(correct) / max(len(y), 1)
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
@@ -91,17 +101,18 @@ def train_epoch(
     """
     spec = model.spec
     n = len(data.train_y)
-    order = epoch_order(spec.seed, epoch, n)
-    dtype = spec.torch_dtype
-    x_all = data.train_x.to(dtype)
+    device = model_device(model)
+    order = epoch_order(spec.seed, epoch, n).to(device)
+    x_all = data.train_x.to(device=device, dtype=spec.torch_dtype)
+    targets = smooth_targets(data.train_y, spec.sizes[-1], spec.label_smoothing,
+                             spec.torch_dtype).to(device)
     total, seen = 0.0, 0
     batches = range(0, n, spec.batch_size)
     bar = tqdm(batches, desc=desc or f"epoch {epoch}", leave=False, disable=not progress,
                unit="batch", mininterval=0.5)
     for b, start in enumerate(bar):
         idx = order[start:start + spec.batch_size]
-        target = smooth_targets(data.train_y[idx], spec.sizes[-1], spec.label_smoothing, dtype)
-        e = model.train_batch(x_all[idx], target)
+        e = model.train_batch(x_all[idx], targets[idx])
         per_sample = e / len(idx)
         if not math.isfinite(e):
             raise Diverged(epoch, b, per_sample, "energy is NaN or inf")
@@ -138,7 +149,9 @@ def fit(
             f"spec's sizes are {model.spec.sizes}"
         )
     records = []
-    dtype = model.spec.torch_dtype
+    dtype, device = model.spec.torch_dtype, model_device(model)
+    train_x, train_y = data.train_x.to(device=device, dtype=dtype), data.train_y.to(device)
+    test_x, test_y = data.test_x.to(device=device, dtype=dtype), data.test_y.to(device)
     for epoch in range(start_epoch + 1, epochs + 1):
         t0 = time.perf_counter()
         mean_energy = train_epoch(model, data, epoch, progress=progress,
@@ -150,8 +163,8 @@ def fit(
             raise Diverged(epoch, -1, mean_energy, "weights contain NaN or inf")
         record = EpochRecord(
             epoch,
-            accuracy(model, data.train_x.to(dtype), data.train_y),
-            accuracy(model, data.test_x.to(dtype), data.test_y),
+            accuracy(model, train_x, train_y),
+            accuracy(model, test_x, test_y),
             mean_energy,
             wall,
         )

@@ -11,6 +11,7 @@ from enum import Enum
 
 from .ar import ActivationRelaxationNetwork
 from .backprop import BackpropNetwork
+from .device import DeviceLike
 from .graph import Loss
 from .pc import PredictiveCodingNetwork
 from .spec import (BackwardPathway, DerivativeUse, ErrorConnections, ErrorToValue, ForwardPass,
@@ -135,14 +136,16 @@ def variant_spec(variant: Variant | ARVariant, base: PCSpec) -> PCSpec:
     return base.replace(relaxations=table[variant])
 
 
-def build_model(variant: Variant | ARVariant, base: PCSpec, loss: Loss = Loss.MSE_SUM) -> Model:
-    """A fresh model for ``variant``, initialised from ``base.seed``. ``loss`` applies to
-    activation relaxation (the PC energy and the backprop twin use ``1/2||y - T||^2``)."""
+def build_model(variant: Variant | ARVariant, base: PCSpec, loss: Loss = Loss.MSE_SUM, *,
+                device: DeviceLike | None = None) -> Model:
+    """A fresh model for ``variant`` on ``device`` (default CPU), initialised from
+    ``base.seed``. ``loss`` applies to activation relaxation (the PC energy and the backprop
+    twin use ``1/2||y - T||^2``)."""
     spec = variant_spec(variant, base)
     if variant is Variant.BACKPROP:
-        return BackpropNetwork(spec)
+        return BackpropNetwork(spec, device=device)
     if variant is ARVariant.BACKPROP:
-        return BackpropNetwork(spec, loss=loss)
+        return BackpropNetwork(spec, loss=loss, device=device)
     if isinstance(variant, ARVariant):
-        return ActivationRelaxationNetwork(spec, loss=loss)
-    return PredictiveCodingNetwork(spec)
+        return ActivationRelaxationNetwork(spec, loss=loss, device=device)
+    return PredictiveCodingNetwork(spec, device=device)

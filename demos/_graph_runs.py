@@ -52,7 +52,7 @@ def train_pair(
     for name, model in models.items():
         path = out / "checkpoints" / f"{name}.pt"
         if path.exists():
-            state = torch.load(path, weights_only=False)
+            state = torch.load(path, weights_only=True)
             if resumable(state["config"]) != resumable(config):
                 print(f"error: {path} was made with other options; use another --out",
                       file=sys.stderr)

@@ -163,7 +163,7 @@ def train_run(
     config = run_config(spec, data, split, loss, backend)
     ckpt = out / "checkpoints" / f"{res.key}.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=True)
         if state["config"] != config:
             raise ConfigMismatch(
                 f"{ckpt} was made with a different configuration; use another --out, or "

@@ -201,7 +201,7 @@ def at_work(spec: PCSpec, res: RunResult, data: Any, out: Path, target: Any, ker
     from algorithms.pc import init_params, load_named_tensors
     from circuits.pc import build_pc_circuit
 
-    state = torch.load(out / "circuit" / "checkpoints" / f"{res.key}.pt", weights_only=False)
+    state = torch.load(out / "circuit" / "checkpoints" / f"{res.key}.pt", weights_only=True)
     params = init_params(spec)
     load_named_tensors(params, {k: v.double() for k, v in state["model"]["params"].items()})
     c = build_pc_circuit(spec.replace(batch_size=1), params, target=target, kernel=kernel,

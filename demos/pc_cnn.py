@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     divergence: list[dict] = []
     state_path = ckpt / "state.pt"
     if state_path.exists():
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, weights_only=True)
         if resumable(state["config"]) != resumable(config):
             print(f"error: {state_path} was made with other options; use another --out",
                   file=sys.stderr)

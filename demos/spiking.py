@@ -261,7 +261,7 @@ def checkpoint_params(spec: PCSpec, folder: Path, res: RunResult, which: str) ->
 
     params = init_params(spec)
     if which == "final":
-        state = torch.load(folder / "checkpoints" / f"{res.key}.pt", weights_only=False)
+        state = torch.load(folder / "checkpoints" / f"{res.key}.pt", weights_only=True)
         load_named_tensors(params, {k: v.double() for k, v in state["model"]["params"].items()})
     return params
 
