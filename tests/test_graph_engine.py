@@ -258,3 +258,74 @@ def test_graph_model_pc_training_tracks_backprop_on_an_rnn():
             models["bp"].train_batch(inputs, target), rel=1e-12)
     for k, w in models["bp"].graph.params.items():
         torch.testing.assert_close(models["pc"].graph.params[k], w, rtol=1e-10, atol=1e-13)
+
+
+def _graphs_for_replay():
+    from algorithms.graph_models import cnn_graph, lstm_graph
+
+    g, inputs, _ = _random_dag(7)
+    yield g, inputs
+    c = cnn_graph(in_channels=2, image_size=10, conv_channels=(3, 4), kernel=3,
+                  pool_after=(True, False), fc_sizes=(7,), n_classes=5, init_std=0.3,
+                  dtype=F64, seed=1)
+    yield c, {"x": torch.rand(3, 2, 10, 10, generator=torch.Generator().manual_seed(0),
+                              dtype=F64)}
+    lg = lstm_graph(3, 2, 3, 2, init_std=0.6, dtype=F64, seed=4)
+    yield lg, {"h0": torch.zeros(2, 3, dtype=F64), "c0": torch.zeros(2, 3, dtype=F64),
+               **_inputs_rnn(lg, 2, 2, 5)}
+    spec = PCSpec(sizes=(9, 7, 5, 3), activation=Activation.RELU, use_bias=True)
+    yield mlp_graph(spec), {"x": torch.rand(4, 9, generator=torch.Generator().manual_seed(1))}
+
+
+@pytest.mark.parametrize("params", [False, True])
+def test_replayed_vector_jacobian_products_equal_autograd_bitwise(params):
+    """Repeated calls are replayed from recorded aten operations; every call must equal a
+    fresh ``torch.autograd.grad`` through the same frozen graph, bit for bit."""
+    from algorithms.graph import Linearisation
+
+    gen = torch.Generator().manual_seed(11)
+    for g, inputs in _graphs_for_replay():
+        lin, values = Linearisation.of_forward(g, inputs)
+        with torch.no_grad():
+            ref = g.forward(inputs)
+        for n, v in ref.items():
+            assert torch.equal(values[n], v)
+        names = [v.name for v in g.vertices]
+        relaxing = lambda p: p not in g.inputs  # noqa: E731
+        for _ in range(4):
+            states = {n: torch.randn(values[n].shape, generator=gen, dtype=values[n].dtype)
+                      for n in names}
+            got = lin.vjps(names, states, relaxing, params=params)
+            msgs, cot = got if params else (got, None)
+            for v in g.vertices:
+                out = lin._out[v.name]
+                leaves = [x for p, x in zip(v.parents, lin._parents[v.name]) if relaxing(p)]
+                theta = list(lin._params[v.name].values()) if params else []
+                if not (leaves or theta) or not out.requires_grad:
+                    continue
+                want = torch.autograd.grad(out, leaves + theta, states[v.name],
+                                           retain_graph=True, allow_unused=True)
+                have = [m for _, m in msgs[v.name]] + (list(cot[v.name].values())
+                                                       if params else [])
+                for h, w in zip(have, want):
+                    assert torch.equal(h, torch.zeros_like(h) if w is None else w)
+        assert any(type(p).__name__ == "_Replay" for p in lin._replays.values())
+
+
+def test_pc_input_messages_are_optional_and_the_model_loss_is_the_forward_loss():
+    from algorithms.graph import GraphModel, loss_value
+
+    g, inputs, target = _random_dag(3)
+    full = relax_graph(g, inputs, target, rate=0.5, steps=30)
+    lean = relax_graph(g, inputs, target, rate=0.5, steps=30, input_messages=False)
+    assert lean.input_messages == {}
+    for k, u in full.updates.items():
+        assert torch.equal(lean.updates[k], u)
+    before = {k: w.clone() for k, w in g.params.items()}
+    value = GraphModel(g, Algorithm.PC, rate=0.5, steps=30, learning_rate=0.01).train_batch(
+        inputs, target)
+    with torch.no_grad():
+        assert value == float(loss_value(Loss.MSE_SUM, _random_dag(3)[0].forward(inputs)["h6"],
+                                         target))
+    for k, u in full.updates.items():
+        torch.testing.assert_close(g.params[k], before[k] + 0.01 * u, rtol=0, atol=1e-15)
