@@ -34,7 +34,7 @@ from .device import DeviceLike
 from .graph import Loss, Schedule, loss_gradient, loss_value
 from .pc import (Forward, LayeredModel, PCParams, PCUpdate, apply_update, check_batch,
                  feedforward)
-from .spec import BackwardPathway, BatchReduction, DerivativeUse, PassValue, PCSpec
+from .spec import Activation, BackwardPathway, BatchReduction, DerivativeUse, PassValue, PCSpec
 
 __all__ = ["ARRelaxation", "ActivationRelaxationNetwork", "ar_relax", "ar_step", "ar_update",
            "check_ar_spec", "check_relax_input"]
@@ -73,40 +73,53 @@ class ARRelaxation:
     history: list[list[Tensor]] | None = None
 
 
-def _gain(spec: PCSpec, params: PCParams, layer: int, frozen_pre: Tensor, x_below: Tensor,
+def _gain(spec: PCSpec, params: PCParams, layer: int, fwd: Forward, x_below: Tensor,
           which: PassValue, dropped: bool) -> Tensor | None:
-    """``f'`` of the weights arriving at ``layer``: frozen, at the current activity of the
-    layer below, or ``None`` (derivative dropped)."""
-    if dropped:
-        return None
+    """``f'`` of the weights arriving at ``layer``: frozen (computed once per forward pass),
+    at the current activity of the layer below, or ``None`` (derivative dropped, or a linear
+    layer, whose ``f'`` is 1)."""
     act = spec.activation_of(layer)
+    if dropped or act is Activation.LINEAR:
+        return None
     if which is PassValue.FROZEN:
-        return act.df(frozen_pre)
-    a = x_below @ params.weights[layer - 1].T
-    b = params.biases[layer - 1]
-    return act.df(a if b is None else a + b)
+        return fwd.gain(spec, layer)
+    w, b = params.weights[layer - 1], params.biases[layer - 1]
+    return act.df(x_below @ w.T if b is None else torch.addmm(b, x_below, w.T))
 
 
 def _down(spec: PCSpec, params: PCParams, l: int, x: list[Tensor], fwd: Forward) -> Tensor:
     """``(h_{l+1} * x_{l+1}) B_l^T``: the message arriving at layer ``l`` from above."""
     r = spec.relaxations
-    h = _gain(spec, params, l + 1, fwd.pre[l + 1], x[l], r.forward_pass.gain_in_relaxation,
+    h = _gain(spec, params, l + 1, fwd, x[l], r.forward_pass.gain_in_relaxation,
               r.derivative is not DerivativeUse.KEPT)
     top = x[l + 1] if h is None else h * x[l + 1]
     back = params.backward[l]
     return top @ params.weights[l] if back is None else top @ back.T
 
 
+def _advance(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward, rate: float,
+             schedule: Schedule, relax_input: bool) -> None:
+    """One iteration in place on ``x``: ``x_l <- x_l + rate * (down_l - x_l)``; Jacobi reads
+    every message before any activity moves, reverse Gauss-Seidel goes top-down."""
+    layers = range(spec.n_layers - 1, -1 if relax_input else 0, -1)
+    if schedule is Schedule.REVERSE_GAUSS_SEIDEL:
+        for l in layers:
+            d = _down(spec, params, l, x, fwd)  # reads x[l] (R5's gain): before it moves
+            x[l].mul_(1.0 - rate).add_(d, alpha=rate)
+        return
+    downs = [(l, _down(spec, params, l, x, fwd)) for l in layers]
+    for l, d in downs:
+        x[l].mul_(1.0 - rate).add_(d, alpha=rate)
+
+
 def ar_step(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward, rate: float,
             schedule: Schedule = Schedule.JACOBI, *, relax_input: bool = False) -> list[Tensor]:
     """One iteration: Jacobi (every layer from the previous iterate) or reverse Gauss-Seidel
     (top hidden layer first, each layer using the just-updated one above). With
-    ``relax_input`` the input layer ``x[0]`` relaxes too."""
-    new = list(x)
-    L = spec.n_layers
-    for l in range(L - 1, -1 if relax_input else 0, -1):
-        src = new if schedule is Schedule.REVERSE_GAUSS_SEIDEL else x
-        new[l] = x[l] + rate * (_down(spec, params, l, src, fwd) - x[l])
+    ``relax_input`` the input layer ``x[0]`` relaxes too. Returns new tensors (``x`` is
+    unchanged); :func:`ar_relax` runs the same iteration in place."""
+    new = [v.clone() for v in x[:-1]] + [x[-1]]
+    _advance(params, spec, new, fwd, rate, schedule, relax_input)
     return new
 
 
@@ -125,13 +138,31 @@ def ar_relax(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor, *,
     for l in range(1, L):
         x.append(fwd.values[l].clone() if init_from_forward else torch.zeros_like(fwd.values[l]))
     x.append(loss_gradient(loss, fwd.values[L], target))
-    history = [list(x)] if record else None
+    history = [[v.clone() for v in x]] if record else None
     for _ in range(spec.inference_steps if steps is None else steps):
-        x = ar_step(params, spec, x, fwd, spec.inference_rate, schedule,
-                    relax_input=relax_input)
+        _advance(params, spec, x, fwd, spec.inference_rate, schedule, relax_input)
         if history is not None:
-            history.append(list(x))
+            history.append([v.clone() for v in x])
     return ARRelaxation(x, fwd, history)
+
+
+def _scale(spec: PCSpec, x: list[Tensor]) -> float:
+    return 1.0 / x[-1].shape[0] if spec.batch_reduction is BatchReduction.MEAN else 1.0
+
+
+def _ar_terms(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward,
+              relax_input: bool) -> list[tuple[Tensor, Tensor]]:
+    """Per layer ``l``, the presynaptic and postsynaptic factors ``(pre_l, h' * x_{l+1})``
+    of ``dW_l = -post^T pre`` (before the batch scale)."""
+    fp = spec.relaxations.forward_pass
+    drop = spec.relaxations.derivative is DerivativeUse.DROPPED_EVERYWHERE
+    out = []
+    for l in range(spec.n_layers):
+        current = x[l] if (l > 0 or relax_input) else fwd.values[l]
+        pre = fwd.values[l] if fp.presynaptic_in_update is PassValue.FROZEN else current
+        h = _gain(spec, params, l + 1, fwd, current, fp.gain_in_update, drop)
+        out.append((pre, x[l + 1] if h is None else h * x[l + 1]))
+    return out
 
 
 def ar_update(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward, *,
@@ -139,21 +170,13 @@ def ar_update(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward, *,
     """Descent directions ``dW_l = -(h' * x_{l+1})^T pre_l`` (batch-reduced), ``db_l``, and
     ``dB_l = dW_l^T`` for learned backward weights. Layer 0's current activity is the input
     unless ``relax_input`` (then ``x[0]``, the relaxed input layer)."""
-    r = spec.relaxations
-    fp = r.forward_pass
-    scale = 1.0 / x[-1].shape[0] if spec.batch_reduction is BatchReduction.MEAN else 1.0
-    drop = r.derivative is DerivativeUse.DROPPED_EVERYWHERE
+    scale = _scale(spec, x)
     dW, db = [], []
     dB: list[Tensor | None] = [None] * spec.n_layers
-    for l in range(spec.n_layers):
-        current = x[l] if (l > 0 or relax_input) else fwd.values[l]
-        pre = fwd.values[l] if fp.presynaptic_in_update is PassValue.FROZEN else current
-        below = current
-        h = _gain(spec, params, l + 1, fwd.pre[l + 1], below, fp.gain_in_update, drop)
-        post = x[l + 1] if h is None else h * x[l + 1]
+    for l, (pre, post) in enumerate(_ar_terms(params, spec, x, fwd, relax_input)):
         dW.append(-(post.T @ pre) * scale)
         db.append(-post.sum(0) * scale if params.biases[l] is not None else None)
-        if r.backward is BackwardPathway.LEARNED and l >= 1:
+        if spec.relaxations.backward is BackwardPathway.LEARNED and l >= 1:
             dB[l] = dW[l].T
     return PCUpdate(dW, db, dB, [None] * (spec.n_layers + 1))
 
@@ -196,7 +219,19 @@ class ActivationRelaxationNetwork(LayeredModel):
         assert t is not None
         r = self._relax(x0, t)
         with torch.no_grad():
-            value = float(loss_value(self.loss, r.forward.values[-1], t))
-            apply_update(self.params, self.spec, ar_update(self.params, self.spec, r.x, r.forward,
-                                                           relax_input=self.relax_input))
-        return value
+            value = loss_value(self.loss, r.forward.values[-1], t)
+            spec, params = self.spec, self.params
+            if (spec.update_clamp is None and spec.relaxations.kp_decay == 0
+                    and spec.relaxations.backward is not BackwardPathway.LEARNED):
+                # apply_update(ar_update(...)) fused: theta += eta * dtheta in one addmm_
+                eta, scale = spec.learning_rate, _scale(spec, r.x)
+                for l, (pre, post) in enumerate(_ar_terms(params, spec, r.x, r.forward,
+                                                          self.relax_input)):
+                    params.weights[l].addmm_(post.T, pre, alpha=-eta * scale)
+                    b = params.biases[l]
+                    if b is not None:
+                        b.add_(post.sum(0), alpha=-eta * scale)
+            else:
+                apply_update(params, spec, ar_update(params, spec, r.x, r.forward,
+                                                     relax_input=self.relax_input))
+        return float(value)

@@ -29,6 +29,7 @@ standard PC. Every rule is checked against ``torch.autograd`` in ``tests/test_pc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ from torch import Tensor, nn
 
 from .device import DeviceLike, generator_on, randn_on
 from .spec import (
+    Activation,
     BackwardPathway,
     BatchReduction,
     DerivativeUse,
@@ -126,7 +128,7 @@ class Forward:
         fixed-prediction assumption reads it at every inference step)."""
         g = self._gains.get(layer)
         if g is None:
-            g = self._gains[layer] = spec.activation_of(layer).df(self.pre[layer])
+            g = self._gains[layer] = spec.activation_of(layer).df_from_f(self.values[layer])
         return g
 
 
@@ -281,16 +283,137 @@ def energy(params: PCParams, spec: PCSpec, x: list[Tensor], forward: Forward) ->
     return 0.5 * hidden + 0.5 * spec.output_precision * (eps[-1] * eps[-1]).sum(dim=1)
 
 
-def _gain_weighted(spec: PCSpec, layer: int, mu_hat: Tensor, eps: Tensor, drop: bool,
-                   forward: Forward) -> Tensor:
-    """``e_l = f'(a_l) * eps_l``, or ``eps_l`` alone when the derivative is dropped. Under
-    fixed predictions the gain is the frozen one cached in ``forward``; otherwise it comes
-    from the prediction ``mu_hat_l = f(a_l)`` (no second evaluation of ``f``)."""
-    if drop:
-        return eps
-    if spec.fixed_predictions:
-        return forward.gain(spec, layer) * eps
-    return spec.activation_of(layer).df_from_f(mu_hat) * eps
+class _Plan:
+    """The per-batch constants one relaxation reads at every step (the params do not change
+    while values relax). Under fixed predictions: the frozen predictions (``psi``-applied
+    under ``PREDICTION``), the frozen gains, and the output error, which is then constant
+    (``x_L`` is clamped, ``mu_hat_L`` frozen), together with the message it sends down.
+    Built by :func:`_plan`; read by :func:`_error_terms` and :func:`_advance`."""
+
+    __slots__ = ("spec", "params", "forward", "L", "fixed", "drop_in_inference",
+                 "on_value", "psi_t", "sub", "gains", "back", "out_terms", "top_message")
+
+    spec: PCSpec
+    params: PCParams
+    forward: Forward
+    L: int
+    fixed: bool
+    drop_in_inference: bool
+    on_value: bool
+    psi_t: bool
+    sub: list[Tensor | None]
+    gains: list[Tensor | None]
+    back: list[Tensor | None]
+    out_terms: tuple[Tensor, Tensor, Tensor] | None
+    top_message: Tensor | None
+
+
+def _plan(params: PCParams, spec: PCSpec, forward: Forward, target: Tensor) -> _Plan:
+    relax_ = spec.relaxations
+    p = _Plan()
+    p.spec, p.params, p.forward, p.L = spec, params, forward, spec.n_layers
+    p.fixed = spec.fixed_predictions
+    p.drop_in_inference = relax_.derivative is not DerivativeUse.KEPT
+    p.on_value = relax_.psi_placement is PsiPlacement.VALUE
+    p.psi_t = relax_.error_to_value is ErrorToValue.PSI_TRANSPOSE
+    L = p.L
+    # what the error neuron subtracts from its (psi-weighted) value: the prediction, with
+    # psi applied under PREDICTION; frozen for every layer under fixed predictions, and for
+    # layer 1 always (its input x_0 is clamped)
+    p.sub = [None] * (L + 1)
+    for l in range(1, L + 1 if p.fixed else 2):
+        mu, psi = forward.values[l], params.psi[l]
+        p.sub[l] = mu @ psi.T if (psi is not None and not p.on_value) else mu
+    # frozen gains f'(a_l); None where they are recomputed or not used
+    p.gains = [None] * (L + 1)
+    if p.fixed:
+        for l in range(1, L + 1):
+            if spec.activation_of(l) is not Activation.LINEAR:
+                p.gains[l] = forward.gain(spec, l)
+    # B_l as the matrix the message e_{l+1} is multiplied by: W_l (transport) or B_l^T
+    p.back = [None] + [params.weights[l] if params.backward[l] is None
+                       else params.backward[l].T for l in range(1, L)]
+    p.out_terms, p.top_message = None, None
+    if p.fixed:
+        p.out_terms = _output_terms(p, target, forward.values[L], p.gains[L])
+        if L >= 2:
+            post = p.out_terms[2] if not p.drop_in_inference else p.out_terms[1]
+            p.top_message = (post @ p.back[L - 1]).mul_(spec.inference_rate)
+    return p
+
+
+def _output_terms(p: _Plan, target: Tensor, mu_hat: Tensor, gain: Tensor | None
+                  ) -> tuple[Tensor, Tensor, Tensor]:
+    """``(mu_hat_L, eps_L, e_L)``: the output prediction, its precision-weighted error and
+    the gain-weighted error (``eps_L`` itself when the output is linear)."""
+    eps = target - mu_hat
+    if p.spec.output_precision != 1.0:
+        eps = eps * p.spec.output_precision
+    return mu_hat, eps, eps if gain is None else gain * eps
+
+
+def _error_terms(p: _Plan, x: list[Tensor], *, drop: bool, inference: bool = False
+                 ) -> tuple[list[Tensor | None], list[Tensor | None], list[Tensor | None]]:
+    """``(mu_hat, eps, e)`` at values ``x``, index ``1..L`` (``None`` at 0): predictions,
+    precision-weighted errors and gain-weighted errors ``e_l = f'(a_l) eps_l`` (``eps_l``
+    when ``drop``). One place for the error arithmetic of inference and learning; with
+    ``inference``, ``e_1`` (read only by learning) is left ``None``."""
+    spec, params, L = p.spec, p.params, p.L
+    mu_hat: list[Tensor | None] = [None] * (L + 1)
+    eps: list[Tensor | None] = [None] * (L + 1)
+    post: list[Tensor | None] = [None] * (L + 1)
+    for l in range(1, L + 1):
+        if p.fixed or l == 1:
+            m = p.forward.values[l]
+            gain = p.gains[l] if p.fixed else (
+                None if spec.activation_of(1) is Activation.LINEAR else p.forward.gain(spec, 1))
+        else:
+            w, b = params.weights[l - 1], params.biases[l - 1]
+            a = x[l - 1] @ w.T if b is None else torch.addmm(b, x[l - 1], w.T)
+            act = spec.activation_of(l)
+            m = act.f(a)
+            gain = None if act is Activation.LINEAR else act.df_from_f(m)
+        mu_hat[l] = m
+        if l == L:
+            if p.fixed:
+                assert p.out_terms is not None
+                _, eps[l], post[l] = p.out_terms
+                if drop:
+                    post[l] = eps[l]
+                continue
+            _, eps[l], post[l] = _output_terms(p, x[L], m, None if drop else gain)
+            continue
+        psi = params.psi[l]
+        if psi is None:
+            e = x[l] - (p.sub[l] if p.sub[l] is not None else m)
+        elif p.on_value:
+            e = x[l] @ psi.T - m
+        else:
+            e = x[l] - (p.sub[l] if p.sub[l] is not None else m @ psi.T)
+        eps[l] = e
+        if not (inference and l == 1):
+            post[l] = e if (drop or gain is None) else gain * e
+    return mu_hat, eps, post
+
+
+def _advance(p: _Plan, x: list[Tensor]) -> None:
+    """One Euler step of the hidden value neurons, in place on ``x[1..L-1]`` (Jacobi: every
+    error is read before any value moves): ``x_l += rate * (B_l e_{l+1} - eps_l)``, with
+    ``-psi_l^T eps_l`` for the own term under ``ErrorToValue.PSI_TRANSPOSE``."""
+    rate, L = p.spec.inference_rate, p.L
+    if L < 2:
+        return
+    _, eps, post = _error_terms(p, x, drop=p.drop_in_inference, inference=True)
+    for l in range(1, L):
+        xl = x[l]
+        if l == L - 1 and p.top_message is not None:
+            xl.add_(p.top_message)
+        else:
+            xl.addmm_(post[l + 1], p.back[l], alpha=rate)
+        if p.psi_t:
+            xl.addmm_(eps[l], p.params.psi[l], alpha=-rate)
+        else:
+            xl.sub_(eps[l], alpha=rate)
 
 
 def inference_step(
@@ -302,22 +425,11 @@ def inference_step(
     ``dx_l = -eps_l + B_l e_{l+1}`` for hidden ``l``, where ``B_l`` is ``W_l^T`` (transport),
     a fixed random or a learned matrix; ``e_{l+1} = f'(a_{l+1}) eps_{l+1}`` unless the
     derivative is dropped in inference; ``-eps_l`` becomes ``-psi_l^T eps_l`` under
-    ``ErrorToValue.PSI_TRANSPOSE``. The output error is precision-weighted.
+    ``ErrorToValue.PSI_TRANSPOSE``. The output error is precision-weighted. (:func:`relax`
+    runs the same step in place, with the batch's constants computed once.)
     """
-    relax_ = spec.relaxations
-    _, mu_hat = predictions(params, spec, x, forward)
-    eps = precision_weighted(spec, errors(params, spec, x, mu_hat))
-    drop = relax_.derivative is not DerivativeUse.KEPT
-    new = [x[0]]
-    for l in range(1, spec.n_layers):
-        own = eps[l]
-        if relax_.error_to_value is ErrorToValue.PSI_TRANSPOSE:
-            own = own @ params.psi[l]
-        e_next = _gain_weighted(spec, l + 1, mu_hat[l + 1], eps[l + 1], drop, forward)
-        back = params.backward[l]
-        bottom_up = e_next @ params.weights[l] if back is None else e_next @ back.T
-        new.append(x[l] + spec.inference_rate * (bottom_up - own))
-    new.append(x[-1])
+    new = [x[0], *(v.clone() for v in x[1:-1]), x[-1]]
+    _advance(_plan(params, spec, forward, x[-1]), new)
     return new
 
 
@@ -326,14 +438,15 @@ def initial_values(
 ) -> list[Tensor]:
     """Values before relaxation: input and target clamped, hidden layers from the
     feedforward pass (their errors are then exactly zero) or ``N(0, init_std^2)`` drawn from
-    ``generator`` (default: a fresh one seeded from ``spec.seed``)."""
+    ``generator`` (default: a fresh one seeded from ``spec.seed``). Hidden values are new
+    tensors (relaxation updates them in place)."""
     x = [forward.values[0]]
     device = x[0].device
     if spec.hidden_init is HiddenInit.RANDOM and generator is None:
         generator = generator_on(device, spec.seed + 1)  # never the global RNG
     for l in range(1, spec.n_layers):
         if spec.hidden_init is HiddenInit.FEEDFORWARD:
-            x.append(forward.values[l])
+            x.append(forward.values[l].clone())
         else:
             v = forward.values[l]
             x.append(randn_on(v.shape, generator, device, v.dtype) * spec.init_std)
@@ -356,9 +469,10 @@ def relax(
     forward = feedforward(params, spec, x0)
     x = initial_values(spec, forward, target, generator)
     n = spec.inference_steps if steps is None else steps
+    plan = _plan(params, spec, forward, target)
     trace = [float(energy(params, spec, x, forward).sum())] if record_energy else None
     for _ in range(n):
-        x = inference_step(params, spec, x, forward)
+        _advance(plan, x)
         if trace is not None:
             trace.append(float(energy(params, spec, x, forward).sum()))
     return Relaxation(x, forward, trace)
@@ -375,10 +489,54 @@ def weight_update(
     (``VALUE``) or the authors' ``-1/2 eps_l^T mu_hat_l`` (``PREDICTION``). In standard PC
     these are exactly ``-dF/dtheta``; every update is divided by the output precision.
     """
+    return _update_and_energy(_plan(params, spec, forward, x[-1]), x)[0]
+
+
+def _learn(p: _Plan, x: list[Tensor]) -> Tensor:
+    """``apply_update(weight_update(...))`` without an update clamp, fused: each forward
+    weight takes its Hebbian product in one ``addmm_`` (no update tensor) unless a learned
+    ``B`` shares it. Returns the summed energy as :func:`_update_and_energy` does."""
+    spec, params = p.spec, p.params
     relax_ = spec.relaxations
-    _, mu_hat = predictions(params, spec, x, forward)
-    eps = precision_weighted(spec, errors(params, spec, x, mu_hat))
+    if relax_.error_connections is ErrorConnections.LEARNED_PSI:
+        update, total = _update_and_energy(p, x)
+        apply_update(params, spec, update)
+        return total
     drop = relax_.derivative is DerivativeUse.DROPPED_EVERYWHERE
+    _, eps, post = _error_terms(p, x, drop=drop)
+    scale = 1.0 / x[0].shape[0] if spec.batch_reduction is BatchReduction.MEAN else 1.0
+    scale /= spec.output_precision
+    eta, decay = spec.learning_rate, relax_.kp_decay
+    keep = 1.0 - eta * decay if decay > 0 else 1.0
+    presyn = p.forward.values if spec.fixed_predictions else x
+    for l in range(spec.n_layers):
+        e = post[l + 1]
+        assert e is not None
+        w, b, back = params.weights[l], params.biases[l], params.backward[l]
+        learned_back = relax_.backward is BackwardPathway.LEARNED and l >= 1
+        if learned_back:
+            assert back is not None
+            dW = (e.T @ presyn[l]).mul_(scale)
+            for theta, d in ((w, dW), (back, dW.T)):
+                if keep != 1.0:
+                    theta.mul_(keep)
+                theta.add_(d, alpha=eta)
+        else:
+            w.addmm_(e.T, presyn[l], beta=keep, alpha=eta * scale)
+        if b is not None:
+            b.add_(e.sum(0), alpha=eta * scale)
+    squares = [torch.linalg.vector_norm(e) ** 2 for e in eps[1:]]
+    squares[-1] = squares[-1] / spec.output_precision
+    return 0.5 * torch.stack(squares).sum()
+
+
+def _update_and_energy(p: _Plan, x: list[Tensor]) -> tuple[PCUpdate, Tensor]:
+    """:func:`weight_update` and the batch's summed energy (a 0-d tensor; raw errors,
+    output term times the precision), from one evaluation of the errors."""
+    spec, params, forward = p.spec, p.params, p.forward
+    relax_ = spec.relaxations
+    drop = relax_.derivative is DerivativeUse.DROPPED_EVERYWHERE
+    mu_hat, eps, post = _error_terms(p, x, drop=drop)
     scale = 1.0 / x[0].shape[0] if spec.batch_reduction is BatchReduction.MEAN else 1.0
     scale /= spec.output_precision
     presyn = forward.values if spec.fixed_predictions else x
@@ -386,20 +544,26 @@ def weight_update(
     db: list[Tensor | None] = []
     dB: list[Tensor | None] = [None] * spec.n_layers
     for l in range(spec.n_layers):
-        post = _gain_weighted(spec, l + 1, mu_hat[l + 1], eps[l + 1], drop, forward)
-        dW.append((post.T @ presyn[l]) * scale)
-        db.append(post.sum(0) * scale if params.biases[l] is not None else None)
+        e = post[l + 1]
+        assert e is not None
+        dW.append(torch.mm(e.T, presyn[l]).mul_(scale) if scale != 1.0 else e.T @ presyn[l])
+        db.append(e.sum(0) * scale if params.biases[l] is not None else None)
         if relax_.backward is BackwardPathway.LEARNED and l >= 1:
             dB[l] = dW[l].T
     dpsi: list[Tensor | None] = [None] * (spec.n_layers + 1)
     if relax_.error_connections is ErrorConnections.LEARNED_PSI:
         on_value = relax_.psi_placement is PsiPlacement.VALUE
         for l in range(1, spec.n_layers):
+            e_l = eps[l]
+            assert e_l is not None
             if on_value:
-                dpsi[l] = -(eps[l].T @ x[l]) * scale
+                dpsi[l] = -(e_l.T @ x[l]) * scale
             else:
-                dpsi[l] = -(eps[l].T @ mu_hat[l]) * (0.5 * scale)
-    return PCUpdate(dW, db, dB, dpsi)
+                dpsi[l] = -(e_l.T @ mu_hat[l]) * (0.5 * scale)
+    squares = [torch.linalg.vector_norm(e) ** 2 for e in eps[1:]]
+    squares[-1] = squares[-1] / spec.output_precision
+    total = 0.5 * torch.stack(squares).sum()
+    return PCUpdate(dW, db, dB, dpsi), total
 
 
 def apply_update(params: PCParams, spec: PCSpec, update: PCUpdate) -> None:
@@ -463,8 +627,10 @@ def _as_matrix(t: Any, width: int, what: str, dtype: torch.dtype,
     if t.shape[0] == 0:
         raise ValueError(f"{what} is an empty batch")
     t = t.to(device=device, dtype=dtype)
-    if t.device.type != "meta" and not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{what} contains NaN or inf")
+    # one cheap reduction (a sum is finite when every entry is), the exact test only after
+    if t.device.type != "meta" and not math.isfinite(float(t.sum())):
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{what} contains NaN or inf")
     return t
 
 
@@ -583,10 +749,13 @@ class PredictiveCodingNetwork(LayeredModel):
         the end of relaxation (before the update)."""
         r = self.relax(x0, target)
         with torch.no_grad():
-            e = float(energy(self.params, self.spec, r.x, r.forward).sum())
-            apply_update(self.params, self.spec,
-                         weight_update(self.params, self.spec, r.x, r.forward))
-        return e
+            plan = _plan(self.params, self.spec, r.forward, r.x[-1])
+            if self.spec.update_clamp is None:
+                total = _learn(plan, r.x)
+            else:
+                update, total = _update_and_energy(plan, r.x)
+                apply_update(self.params, self.spec, update)
+        return float(total)
 
     def updates(self, x0: Tensor, target: Tensor) -> PCUpdate:
         """The descent directions one training step would apply (nothing is changed)."""
