@@ -255,15 +255,15 @@ def relax_graph(
         # the output is clamped: its messages are the same at every iteration
         fixed: dict[str, Tensor] = {}
         _accumulate(fixed, lin.vjps([out], state, relaxing))
-        senders = [n for n in interior if any(relaxing(p) for p in lin.parents_of(n))]
+        send = lin._sender([n for n in interior
+                            if any(relaxing(p) for p in lin.parents_of(n))], relaxing)
+        zero = {n: torch.zeros_like(state[n]) for n in interior}
         for k in range(1, 1 + steps):
             incoming = dict(fixed)
-            _accumulate(incoming, lin.vjps(senders, state, relaxing))
-            new = {}
-            for n in interior:
-                s = state[n]
-                m = incoming.get(n)
-                new[n] = torch.lerp(s, torch.zeros_like(s) if m is None else m, rate)
+            for p, m in send(state):
+                prev = incoming.get(p)
+                incoming[p] = m if prev is None else prev + m
+            new = {n: torch.lerp(state[n], incoming.get(n, zero[n]), rate) for n in interior}
             new[out] = clamped
             state = new
             if history is not None:
@@ -315,17 +315,22 @@ def read_out(
     messages."""
     lin = lin if lin is not None else Linearisation(graph, values)
     sign = 1.0 if algorithm is Algorithm.AR else -1.0
-    updates = {k: torch.zeros_like(t) for k, t in graph.params.items()}
     into_inputs = ({n: torch.zeros_like(values[n]) for n in graph.inputs} if input_messages
                    else {})
     names = [v.name for v in graph.vertices
              if v.params or any(p in into_inputs for p in v.parents)]
     msgs, cot = lin.vjps(names, state, into_inputs.__contains__, params=True)
+    updates: dict[str, Tensor] = {}
+    reached: set[str] = set()
     for n in names:
         for k, g in cot[n].items():
-            updates[k] = updates[k] - sign * g  # PC: +(df/dtheta)^T eps; AR: -(...)^T x
+            step = g if sign < 0 else -g  # PC: +(df/dtheta)^T eps; AR: -(...)^T x
+            updates[k] = updates[k] + step if k in reached else step
+            reached.add(k)
         for p, m in msgs[n]:
             into_inputs[p] = into_inputs[p] + m
+    updates = {k: updates[k] if k in reached else torch.zeros_like(t)
+               for k, t in graph.params.items()}
     return updates, into_inputs
 
 
@@ -416,6 +421,30 @@ class Linearisation:
             cot[n] = c
         return (msgs, cot) if params else msgs
 
+    def _sender(self, names: list[str], wanted: Callable[[str], bool],
+                ) -> Callable[[Mapping[str, Tensor]], list[tuple[str, Tensor]]]:
+        """``states -> [(parent, J^T states[name]), ...]`` over the wanted parents of
+        ``names`` (what :meth:`vjps` computes, without its per-call bookkeeping; a missing
+        pair is a zero message). For loops that send the same messages at every step."""
+        outs, senders, leaves, targets, key = [], [], [], [], []
+        for n in names:
+            pos = tuple(i for i, p in enumerate(self._parent_names[n]) if wanted(p))
+            key.append((n, pos, ()))
+            if pos and self._out[n].requires_grad:
+                outs.append(self._out[n])
+                senders.append(n)
+                leaves.extend(self._parents[n][i] for i in pos)
+                targets.extend(self._parent_names[n][i] for i in pos)
+        frozen = tuple(key)
+        if not outs:
+            return lambda states: []
+
+        def send(states: Mapping[str, Tensor]) -> list[tuple[str, Tensor]]:
+            grads = self._grad(frozen, outs, leaves, [states[n] for n in senders])
+            return [(p, g) for p, g in zip(targets, grads) if g is not None]
+
+        return send
+
     def _grad(self, key: tuple, outs: list[Tensor], leaves: list[Tensor],
               grads_out: list[Tensor]) -> tuple[Tensor | None, ...] | list[Tensor | None]:
         """``torch.autograd.grad(outs, leaves, grads_out)``; from the second call with the
@@ -492,8 +521,10 @@ class _Replay:
             for g, sig in zip(grads_out, self._signature))
 
     def __call__(self, grads_out: list[Tensor]) -> list[Tensor | None]:
-        with torch.no_grad():
-            return self._fn(grads_out, self._consts, self._ops)
+        if any(g.requires_grad for g in grads_out):  # constants are detached
+            with torch.no_grad():
+                return self._fn(grads_out, self._consts, self._ops)
+        return self._fn(grads_out, self._consts, self._ops)
 
     @staticmethod
     def record(outs: list[Tensor], leaves: list[Tensor],
@@ -594,7 +625,7 @@ class _Replay:
                         kind[id(o)] = ("const", const(o))
                         protected.add(id(o))
                 continue
-            ops.append(func)
+            ops.append(getattr(func, "_op", func))  # the C++ op behind the OpOverload
             name = f"v{len(ops) - 1}"
             lines.append(f"    {name} = f[{len(ops) - 1}]({', '.join(arg_src + kw_src)})")
             aliases_protected = any(id(v) in protected for v in viewed)
