@@ -61,8 +61,9 @@ def layer_fidelity(model, x0: Tensor, target: Tensor) -> list[Fidelity]:
 
     kind = getattr(model, "loss", Loss.MSE_HALF)
     spec = model.spec
-    x0 = x0.to(spec.torch_dtype)
-    target = target.to(spec.torch_dtype)
+    device = getattr(model, "device", None)  # torch models: where their synapses live
+    x0 = x0.to(device=device, dtype=spec.torch_dtype)
+    target = target.to(device=device, dtype=spec.torch_dtype)
     up = model.updates(x0, target)
     grads = gradients(model.params, spec, x0, target, kind)
     return [Fidelity(gradient_angle(u, g), relative_error(u, g), squared_divergence(u, g))

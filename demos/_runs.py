@@ -143,6 +143,7 @@ def train_run(
     loss: Loss | None = None,
     probe: Probe | None = None,
     make_model: ModelFactory | None = None,
+    device: torch.device | None = None,
 ) -> RunResult:
     """Train one run to ``epochs``, resuming from its checkpoint; never raises on divergence
     (the run is marked ``diverged`` with the message).
@@ -157,13 +158,14 @@ def train_run(
     model = None if make_model is None else make_model(res.variant, base.replace(seed=res.seed))
     backend = "torch" if model is None else getattr(make_model, "backend", "custom")
     if model is None:
-        model = (build_model(res.variant, base.replace(seed=res.seed)) if loss is None
-                 else build_model(res.variant, base.replace(seed=res.seed), loss))
+        model = (build_model(res.variant, base.replace(seed=res.seed), device=device)
+                 if loss is None else
+                 build_model(res.variant, base.replace(seed=res.seed), loss, device=device))
     res.backend = backend
     config = run_config(spec, data, split, loss, backend)
     ckpt = out / "checkpoints" / f"{res.key}.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, weights_only=True)
+        state = torch.load(ckpt, weights_only=True, map_location="cpu")
         if state["config"] != config:
             raise ConfigMismatch(
                 f"{ckpt} was made with a different configuration; use another --out, or "
@@ -253,6 +255,7 @@ def run_all(
     loss: Loss | None = None,
     probe: Probe | None = None,
     make_model: ModelFactory | None = None,
+    device: torch.device | None = None,
 ) -> int:
     """Train every run in turn, rewriting curves.csv and summary.json (and probes.csv when a
     probe is given) after each epoch; prints one line per finished run. Returns an exit
@@ -271,7 +274,8 @@ def run_all(
     try:
         for res in results:
             train_run(res, base, data, epochs, out, split=split, progress=progress,
-                      on_epoch_end=flush, loss=loss, probe=probe, make_model=make_model)
+                      on_epoch_end=flush, loss=loss, probe=probe, make_model=make_model,
+                      device=device)
             last = res.records[-1] if res.records else None
             tail = f"test {100 * last.test_accuracy:.2f}%" if last else "no epoch finished"
             print(f"  {res.label:<32} seed {res.seed}: {res.status:<9} {tail}"
@@ -299,6 +303,19 @@ def write_probes(path: Path, results: Iterable[RunResult]) -> None:
     lines = [",".join(columns)]
     lines += [",".join(_fmt(row.get(c, "")) for c in columns) for row in rows]
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def add_device_argument(p: Any) -> None:
+    """``--device {auto,cpu,cuda}`` on a demo's parser (auto: CUDA when available)."""
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="where the torch models run (auto: CUDA when available, else CPU)")
+
+
+def device_from(args: Any) -> torch.device:
+    """The device ``--device`` names; ``ValueError`` (with the reason) when it is absent."""
+    from algorithms.device import resolve_device
+
+    return resolve_device(args.device)
 
 
 def prepare_out(out: Path, fresh: bool) -> None:

@@ -38,7 +38,8 @@ from algorithms.graph import Loss
 from algorithms.spec import BackwardPathway, PCSpec, SpecError
 from algorithms.variants import ARVariant
 
-from ._runs import RunResult, prepare_out, run_all, run_meta
+from ._runs import (RunResult, add_device_argument, device_from, prepare_out, run_all,
+                    run_meta)
 
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion-mnist": 10}
 
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-download", action="store_true")
     p.add_argument("--fresh", action="store_true")
     p.add_argument("--threads", type=int, default=None)
+    add_device_argument(p)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--relax-input", action="store_true",
@@ -190,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     try:
+        device = device_from(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         data = load_data(args)
     except (DatasetNotFoundError, DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -226,19 +233,20 @@ def main(argv: list[str] | None = None) -> int:
             if variant is ARVariant.BACKPROP:
                 return None  # the torch backprop twin, as without the option
             return ActivationRelaxationNetwork(variant_spec(variant, spec), loss=Loss.MSE_SUM,
-                                               relax_input=True)
+                                               relax_input=True, device=device)
 
         make_model.backend = "torch+relax_input"
     results = [RunResult(data.name, args.activation, v, s) for v in variants
                for s in range(args.seeds)]
     meta = run_meta("demos.activation_relaxation", argv, data, epochs, base,
-                    loss=Loss.MSE_SUM.value, relax_input=args.relax_input)
+                    loss=Loss.MSE_SUM.value, relax_input=args.relax_input, device=str(device))
     print(f"{data.describe()}; sizes {base.sizes}; {args.activation}; {epochs} epochs; "
           f"{len(variants)} variants x {args.seeds} seed(s) -> {out}")
     t0 = time.perf_counter()
     rc = run_all(results, base, data, epochs, out, meta, split=args.split,
                  progress=not args.no_progress, loss=Loss.MSE_SUM,
-                 probe=angle_probe(data, base, args.probe_batches), make_model=make_model)
+                 probe=angle_probe(data, base, args.probe_batches), make_model=make_model,
+                 device=device)
     if rc:
         return rc
     if not args.no_plot:

@@ -29,7 +29,8 @@ from algorithms.data import DatasetNotFoundError, DataError, dataset_names, load
 from algorithms.spec import PCSpec, PsiInit, SpecError
 from algorithms.variants import PSI_VARIANTS, THESIS_VARIANTS, Variant
 
-from ._runs import RunResult, prepare_out, run_all, run_meta, summarise
+from ._runs import (RunResult, add_device_argument, device_from, prepare_out, run_all, run_meta,
+                    summarise)
 
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion-mnist": 10}
 
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fresh", action="store_true",
                    help="discard existing checkpoints in --out instead of resuming")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    add_device_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-plot", action="store_true", help="skip curves.png")
     return p
@@ -203,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     try:
+        device = device_from(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         data = load_data(args)
     except (DatasetNotFoundError, DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -245,14 +252,15 @@ def main(argv: list[str] | None = None) -> int:
                            "float64); backprop on torch"})
     meta = run_meta("demos.relaxations", argv, data, epochs, base,
                     split=args.split if data.name != "digits" else "fixed 80/20 (seed 0)",
-                    **backend)
+                    device=str(device), **backend)
     print(f"{data.describe()}; sizes {base.sizes}; {args.activation}; {epochs} epochs; "
           f"{len(variants)} variants x {args.seeds} seed(s) -> {out}")
 
     t0 = time.perf_counter()
     probe = psi_probe if PSI_VARIANTS & set(variants) else None
     rc = run_all(results, base, data, epochs, out, meta, split=args.split,
-                 progress=not args.no_progress, make_model=make_model, probe=probe)
+                 progress=not args.no_progress, make_model=make_model, probe=probe,
+                 device=device)
     if rc:
         return rc
     if not args.no_plot:

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from algorithms.data import load_dataset
 from algorithms.spec import PCSpec
@@ -98,6 +99,7 @@ def test_main_job_writes_its_outputs(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["variants"]) == {"pc", "backprop"}
     assert summary["command"].startswith("python -m demos.relaxations")
+    assert summary["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # --device auto
     assert (out / "curves.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
     assert "standard PC" in printed and "backprop" in printed
@@ -116,6 +118,9 @@ def test_main_job_reports_bad_options(tmp_path, capsys, monkeypatch):
     assert main(["--dataset", "mnist", "--no-download", "--data-dir", str(tmp_path),
                  "--out", str(tmp_path)]) == 1
     assert "missing" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["--device", "cuda", "--out", str(tmp_path)]) == 2
+        assert "CUDA was asked for" in capsys.readouterr().err
 
 
 def test_fewer_epochs_than_checkpointed_reports_a_prefix(tmp_path, digits):
