@@ -20,9 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .activations import Activation
+from .device import DeviceLike, generator_on, randn_on
 
 __all__ = ["GenerativePC", "GenerativeSpec", "energy", "errors", "inference_direction",
            "weight_directions"]
@@ -106,28 +107,51 @@ def weight_directions(spec: GenerativeSpec, theta: list[Tensor], mu: list[Tensor
     return [(spec.activations[l].df(a[l]) * eps[l]).T @ mu[l + 1] / B for l in range(spec.L)]
 
 
-class GenerativePC:
+class GenerativePC(nn.Module):
     """Stateful wrapper: ``theta`` (``theta[l]``: ``sizes[l] x sizes[l+1]``), ``train_batch``,
-    ``encode``, ``decode``."""
+    ``encode``, ``decode``. An ``nn.Module`` whose synapses are the parameters ``theta0``,
+    ``theta1``... (``requires_grad=False``), drawn on ``device`` with a generator there."""
 
-    def __init__(self, spec: GenerativeSpec) -> None:
+    def __init__(self, spec: GenerativeSpec, *, device: DeviceLike | None = None) -> None:
+        super().__init__()
         self.spec = spec
-        g = torch.Generator().manual_seed(spec.seed)
-        self.theta = [(torch.randn(spec.sizes[l], spec.sizes[l + 1], generator=g,
-                                   dtype=torch.float64) * spec.init_std).to(spec.torch_dtype)
-                      for l in range(spec.L)]
+        dev = torch.device("cpu" if device is None else device)
+        g = generator_on(dev, spec.seed)
+        for l in range(spec.L):
+            draw = randn_on((spec.sizes[l], spec.sizes[l + 1]), g, dev, torch.float64)
+            self.register_parameter(f"theta{l}", nn.Parameter(
+                (draw * spec.init_std).to(spec.torch_dtype), requires_grad=False))
+
+    @property
+    def theta(self) -> list[Tensor]:
+        """The generative weights, top-down: ``theta[l]`` predicts layer ``l`` from ``l+1``."""
+        return [self._parameters[f"theta{l}"] for l in range(self.spec.L)]  # type: ignore[misc]
+
+    @theta.setter
+    def theta(self, values: list[Tensor]) -> None:
+        if len(values) != self.spec.L:
+            raise ValueError(f"theta: expected {self.spec.L} matrices, got {len(values)}")
+        with torch.no_grad():
+            for p, v in zip(self.theta, values):
+                if v.shape != p.shape:
+                    raise ValueError(f"theta: shape {tuple(v.shape)} != {tuple(p.shape)}")
+                p.copy_(v)
+
+    @property
+    def device(self) -> torch.device:
+        return self.theta[0].device
 
     def _check(self, o: Tensor) -> Tensor:
         if o.ndim != 2 or o.shape[1] != self.spec.sizes[0]:
             raise ValueError(f"observations must have shape (batch, {self.spec.sizes[0]}), "
                              f"got {tuple(o.shape)}")
-        return o.to(self.spec.torch_dtype)
+        return o.to(device=self.device, dtype=self.spec.torch_dtype)
 
     def infer(self, o: Tensor, steps: int | None = None) -> list[Tensor]:
         """Clamp ``o``, start the free layers at zero, run inference; returns every layer."""
         o = self._check(o)
         s = self.spec
-        mu = [o] + [torch.zeros(len(o), n, dtype=o.dtype) for n in s.sizes[1:]]
+        mu = [o] + [o.new_zeros(len(o), n) for n in s.sizes[1:]]
         with torch.no_grad():
             for _ in range(s.inference_steps if steps is None else steps):
                 d = inference_direction(s, self.theta, mu)
@@ -149,7 +173,7 @@ class GenerativePC:
 
     def decode(self, z: Tensor) -> Tensor:
         """Predictions passed down from the latent, no errors: the generated observation."""
-        x = z.to(self.spec.torch_dtype)
+        x = z.to(device=self.device, dtype=self.spec.torch_dtype)
         with torch.no_grad():
             for l in range(self.spec.L - 1, -1, -1):
                 x = self.spec.activations[l].f(x @ self.theta[l].T)

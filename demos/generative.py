@@ -31,7 +31,7 @@ import torch
 from algorithms.data import DataError, DatasetNotFoundError, load_dataset
 from algorithms.generative import GenerativePC, GenerativeSpec
 
-from ._runs import atomic_write_text
+from ._runs import add_device_argument, atomic_write_text, device_from
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +52,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="circuit: train the Brian2 rate circuit (cython) next to a float64 "
                         "torch twin; the evaluation uses the circuit's weights")
     p.add_argument("--out", type=Path, default=None)
+    add_device_argument(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    try:
+        device = device_from(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         data = load_dataset(args.dataset, args.data_dir)
     except (DatasetNotFoundError, DataError, OSError) as exc:
@@ -69,10 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     extra: dict[str, object] = {"backend": args.backend}
     if args.backend == "torch":
-        model = GenerativePC(spec)
+        extra["device"] = str(device)
+        model = GenerativePC(spec, device=device)
+        x_dev = x.to(device)
         for epoch in range(1, args.epochs + 1):
-            perm = torch.randperm(len(x), generator=g)
-            F = [model.train_batch(x[perm[i:i + 64]]) for i in range(0, len(x), 64)]
+            perm = torch.randperm(len(x), generator=g).to(device)
+            F = [model.train_batch(x_dev[perm[i:i + 64]]) for i in range(0, len(x), 64)]
             print(f"epoch {epoch}: mean energy {np.mean(F):.3f} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     else:  # the Brian2 circuit, next to a float64 torch twin on the same minibatches
@@ -108,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         extra.update({"max_abs_weight_difference_circuit_vs_torch_twin": gap,
                       "circuit_seconds_per_epoch": circuit_s / args.epochs,
                       "torch_twin_seconds_per_epoch": twin_s / args.epochs})
+    model = model.cpu()  # the evaluation below is sklearn and matplotlib: on the CPU
     x, xt = x.to(spec.torch_dtype), xt.to(spec.torch_dtype)
     z_train = model.encode(x[:5000], steps=200)
     z_test = model.encode(xt, steps=200)

@@ -178,3 +178,24 @@ def test_cuda_training_matches_cpu_in_float64() -> None:
     assert abs(rc[0].energy - rg[0].energy) < 1e-9 * max(1.0, abs(rc[0].energy))
     for a, b in zip(cpu.parameters(), gpu.parameters()):
         torch.testing.assert_close(a, b.cpu(), rtol=1e-10, atol=1e-12)
+
+
+def test_generative_pc_is_a_module_drawn_on_its_device() -> None:
+    from algorithms.generative import GenerativePC, GenerativeSpec
+
+    spec = GenerativeSpec(sizes=(8, 5, 3), inference_steps=3)
+    cpu = GenerativePC(spec)
+    g = torch.Generator().manual_seed(spec.seed)
+    first = (torch.randn(8, 5, generator=g, dtype=torch.float64) * spec.init_std).to(
+        spec.torch_dtype)
+    assert torch.equal(cpu.theta[0], first)
+    assert [k for k in cpu.state_dict()] == ["theta0", "theta1"]
+    meta = GenerativePC(spec, device="meta")
+    batch = torch.rand(4, 8)  # a CPU batch: infer moves it to the model's device
+    audit = DeviceAudit()
+    with audit:
+        mu = meta.infer(batch)
+        meta.decode(mu[-1])
+    assert audit.devices == {"meta"}, audit.ops_on.get("cpu")
+    with pytest.raises(ValueError, match="expected 2 matrices"):
+        cpu.theta = [cpu.theta[0]]
