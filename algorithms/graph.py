@@ -258,14 +258,24 @@ def relax_graph(
         send = lin._sender([n for n in interior
                             if any(relaxing(p) for p in lin.parents_of(n))], relaxing)
         zero = {n: torch.zeros_like(state[n]) for n in interior}
+        # nobody else sees the iterates: update them in place (unless a message is a view
+        # of a state, e.g. through an identity edge, which would see the update early)
+        in_place = history is None and on_step is None
+        storages = {state[n].untyped_storage().data_ptr() for n in interior}
         for k in range(1, 1 + steps):
             incoming = dict(fixed)
             for p, m in send(state):
                 prev = incoming.get(p)
                 incoming[p] = m if prev is None else prev + m
+            if in_place and not any(m.untyped_storage().data_ptr() in storages
+                                    for m in incoming.values()):
+                for n in interior:
+                    state[n].lerp_(incoming.get(n, zero[n]), rate)
+                continue
             new = {n: torch.lerp(state[n], incoming.get(n, zero[n]), rate) for n in interior}
             new[out] = clamped
             state = new
+            storages = {state[n].untyped_storage().data_ptr() for n in interior}
             if history is not None:
                 history.append(dict(state))
             if on_step is not None:

@@ -329,3 +329,23 @@ def test_pc_input_messages_are_optional_and_the_model_loss_is_the_forward_loss()
                                          target))
     for k, u in full.updates.items():
         torch.testing.assert_close(g.params[k], before[k] + 0.01 * u, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("algorithm", list(Algorithm))
+def test_jacobi_in_place_iterates_equal_the_recorded_iterates(algorithm):
+    """Without ``record``/``on_step`` the Jacobi iterates are updated in place; with identity
+    (residual) edges a message is a state itself. Both paths equal the autograd gradient
+    and each other bitwise; the last recorded iterate is the returned state."""
+    g, inputs, target = _random_dag(6)
+    plain = relax_graph(g, inputs, target, algorithm=algorithm, rate=0.4, steps=60)
+    seen = []
+    watched = relax_graph(g, inputs, target, algorithm=algorithm, rate=0.4, steps=60,
+                          on_step=lambda k, s: seen.append(k))
+    assert seen == list(range(61))
+    for k, s in plain.state.items():
+        assert torch.equal(s, watched.state[k])
+    for k, u in plain.updates.items():
+        assert torch.equal(u, watched.updates[k])
+    gp, _ = autograd_gradients(g, inputs, target, Loss.MSE_SUM)
+    for k, grad in gp.items():
+        torch.testing.assert_close(plain.updates[k], -grad, rtol=1e-6, atol=1e-10)
