@@ -63,18 +63,29 @@ class BackpropNetwork(LayeredModel):
                        [None] * spec.n_layers, [None] * (spec.n_layers + 1))
         super().__init__(spec, own, device)
         self.loss = loss
+        for theta in self.parameters():  # trained by autograd, unlike the local rules
+            theta.requires_grad_(True)
 
     def train_batch(self, x0: Tensor, target: Tensor) -> float:
+        """One SGD step on the batch-reduced loss, by ``backward()`` into the parameters'
+        ``.grad`` (plain autograd: the gradients come in the parameters' own layout, so the
+        update is one contiguous pass); returns the batch's summed loss before the step."""
         x0, target = check_batch(self.spec, x0, target, device=self.device)
         assert target is not None
-        grads, value = gradients_and_loss(self.params, self.spec, x0, target, self.loss)
-        eta, c = self.spec.learning_rate, self.spec.update_clamp
+        spec = self.spec
+        with torch.enable_grad():
+            per_sample = loss(self.params, spec, x0, target, self.loss)
+            summed = per_sample.sum()
+            total = summed / len(x0) if spec.batch_reduction is BatchReduction.MEAN else summed
+            total.backward()
+        eta, c = spec.learning_rate, spec.update_clamp
         with torch.no_grad():
-            for theta, g in zip(self.params.weights + self.params.biases,
-                                grads.weights + grads.biases):
-                if theta is None or g is None:
+            for theta in self.parameters():
+                g = theta.grad
+                if g is None:
                     continue
                 if c is not None:
                     g = g.clamp(-c, c)
                 theta.add_(g, alpha=-eta)
-        return value
+                theta.grad = None
+        return float(summed.detach())
