@@ -539,14 +539,13 @@ class _Replay:
     @staticmethod
     def record(outs: list[Tensor], leaves: list[Tensor],
                grads_out: list[Tensor]) -> _Replay | None:
-        probes = []
-        for g in grads_out:
-            if not g.is_contiguous():
-                return None
-            ramp = torch.arange(1, g.numel() + 1, dtype=torch.float64, device=g.device)
-            probes.append(torch.empty_like(g).copy_(torch.sin(ramp * 0.7548776662).reshape(g.shape)))
+        if not all(g.is_contiguous() and g.is_floating_point() for g in grads_out):
+            return None
         tape = _Tape()
-        try:
+        try:  # probes: fixed, generic cotangents (no random numbers drawn)
+            probes = [torch.sin(0.7548776662 * torch.arange(1, g.numel() + 1, dtype=g.dtype,
+                                                            device=g.device)).reshape(g.shape)
+                      for g in grads_out]
             with torch.enable_grad(), tape:
                 expected = torch.autograd.grad(outs, leaves, probes, retain_graph=True,
                                                allow_unused=True)
