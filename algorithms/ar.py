@@ -87,29 +87,54 @@ def _gain(spec: PCSpec, params: PCParams, layer: int, fwd: Forward, x_below: Ten
     return act.df(x_below @ w.T if b is None else torch.addmm(b, x_below, w.T))
 
 
-def _down(spec: PCSpec, params: PCParams, l: int, x: list[Tensor], fwd: Forward) -> Tensor:
-    """``(h_{l+1} * x_{l+1}) B_l^T``: the message arriving at layer ``l`` from above."""
-    r = spec.relaxations
-    h = _gain(spec, params, l + 1, fwd, x[l], r.forward_pass.gain_in_relaxation,
-              r.derivative is not DerivativeUse.KEPT)
-    top = x[l + 1] if h is None else h * x[l + 1]
-    back = params.backward[l]
-    return top @ params.weights[l] if back is None else top @ back.T
-
-
 def _advance(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward, rate: float,
              schedule: Schedule, relax_input: bool) -> None:
     """One iteration in place on ``x``: ``x_l <- x_l + rate * (down_l - x_l)``; Jacobi reads
     every message before any activity moves, reverse Gauss-Seidel goes top-down."""
-    layers = range(spec.n_layers - 1, -1 if relax_input else 0, -1)
+    _advance_planned((spec, params, _plan(params, spec, fwd, relax_input)), x, rate, schedule)
+
+
+def _plan(params: PCParams, spec: PCSpec, fwd: Forward, relax_input: bool
+          ) -> list[tuple[int, Tensor | None, bool, Tensor]]:
+    """Per relaxing layer ``l`` (top first): ``(l, frozen gain or None, gain is current,
+    matrix the message is multiplied by)``; the batch's constants, computed once."""
+    r = spec.relaxations
+    dropped = r.derivative is not DerivativeUse.KEPT
+    current = r.forward_pass.gain_in_relaxation is PassValue.CURRENT
+    out = []
+    for l in range(spec.n_layers - 1, -1 if relax_input else 0, -1):
+        linear = spec.activation_of(l + 1) is Activation.LINEAR
+        uses_gain = not (dropped or linear)
+        gain = fwd.gain(spec, l + 1) if (uses_gain and not current) else None
+        back = params.backward[l]
+        out.append((l, gain, uses_gain and current,
+                    params.weights[l] if back is None else back.T))
+    return out
+
+
+def _message(spec: PCSpec, params: PCParams, l: int, x: list[Tensor],
+             step: tuple[int, Tensor | None, bool, Tensor]) -> Tensor:
+    _, gain, current, back = step
+    if current:  # f' at the current activity of the layer below (R5)
+        w, b = params.weights[l], params.biases[l]
+        a = x[l] @ w.T if b is None else torch.addmm(b, x[l], w.T)
+        gain = spec.activation_of(l + 1).df(a)
+    top = x[l + 1] if gain is None else gain * x[l + 1]
+    return top @ back
+
+
+def _advance_planned(plan: tuple[PCSpec, PCParams, list[tuple[int, Tensor | None, bool, Tensor]]],
+                     x: list[Tensor], rate: float, schedule: Schedule) -> None:
+    spec, params, steps = plan
+    keep = 1.0 - rate
     if schedule is Schedule.REVERSE_GAUSS_SEIDEL:
-        for l in layers:
-            d = _down(spec, params, l, x, fwd)  # reads x[l] (R5's gain): before it moves
-            x[l].mul_(1.0 - rate).add_(d, alpha=rate)
+        for step in steps:
+            d = _message(spec, params, step[0], x, step)  # reads x[l] (R5): before it moves
+            x[step[0]].mul_(keep).add_(d, alpha=rate)
         return
-    downs = [(l, _down(spec, params, l, x, fwd)) for l in layers]
-    for l, d in downs:
-        x[l].mul_(1.0 - rate).add_(d, alpha=rate)
+    downs = [_message(spec, params, step[0], x, step) for step in steps]
+    for step, d in zip(steps, downs):
+        x[step[0]].mul_(keep).add_(d, alpha=rate)
 
 
 def ar_step(params: PCParams, spec: PCSpec, x: list[Tensor], fwd: Forward, rate: float,
@@ -139,8 +164,9 @@ def ar_relax(params: PCParams, spec: PCSpec, x0: Tensor, target: Tensor, *,
         x.append(fwd.values[l].clone() if init_from_forward else torch.zeros_like(fwd.values[l]))
     x.append(loss_gradient(loss, fwd.values[L], target))
     history = [[v.clone() for v in x]] if record else None
+    plan = (spec, params, _plan(params, spec, fwd, relax_input))
     for _ in range(spec.inference_steps if steps is None else steps):
-        _advance(params, spec, x, fwd, spec.inference_rate, schedule, relax_input)
+        _advance_planned(plan, x, spec.inference_rate, schedule)
         if history is not None:
             history.append([v.clone() for v in x])
     return ARRelaxation(x, fwd, history)

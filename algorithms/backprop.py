@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .graph import Loss, per_sample_loss
+from .graph import Loss, loss_value, per_sample_loss
 from .device import DeviceLike
 from .pc import LayeredModel, PCParams, check_batch, feedforward, init_params
 from .spec import BatchReduction, PCSpec
@@ -55,6 +55,8 @@ class BackpropNetwork(LayeredModel):
     loss before the update (the analogue of the PC energy). Only the forward weights and
     biases of ``params`` are used, copied (the twin never shares synapses with a PC net)."""
 
+    _detached_view = False  # autograd must see the parameters themselves
+
     def __init__(self, spec: PCSpec, params: PCParams | None = None,
                  loss: Loss = Loss.MSE_HALF, *, device: DeviceLike | None = None) -> None:
         p = params if params is not None else init_params(spec, device=device)
@@ -74,13 +76,15 @@ class BackpropNetwork(LayeredModel):
         assert target is not None
         spec = self.spec
         with torch.enable_grad():
-            per_sample = loss(self.params, spec, x0, target, self.loss)
-            summed = per_sample.sum()
+            y = feedforward(self.params, spec, x0).values[-1]
+            summed = loss_value(self.loss, y, target)
             total = summed / len(x0) if spec.batch_reduction is BatchReduction.MEAN else summed
             total.backward()
         eta, c = spec.learning_rate, spec.update_clamp
         with torch.no_grad():
-            for theta in self.parameters():
+            for theta in (*self.params.weights, *self.params.biases):
+                if theta is None:
+                    continue
                 g = theta.grad
                 if g is None:
                     continue

@@ -125,7 +125,9 @@ class GenerativePC(nn.Module):
     @property
     def theta(self) -> list[Tensor]:
         """The generative weights, top-down: ``theta[l]`` predicts layer ``l`` from ``l+1``."""
-        return [self._parameters[f"theta{l}"] for l in range(self.spec.L)]  # type: ignore[misc]
+        # detached aliases (same storage): plain tensors skip nn.Parameter's dispatch
+        return [self._parameters[f"theta{l}"].detach()  # type: ignore[union-attr]
+                for l in range(self.spec.L)]
 
     @theta.setter
     def theta(self, values: list[Tensor]) -> None:

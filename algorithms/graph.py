@@ -118,6 +118,20 @@ class Graph:
     def output(self) -> str:
         return self.vertices[-1].name
 
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters live (the CPU for a graph without parameters)."""
+        for t in self.params.values():
+            return t.device
+        return torch.device("cpu")
+
+    def to(self, device: torch.device | str) -> Graph:
+        """Move every parameter to ``device`` in place (the dict keeps its keys); returns
+        the graph."""
+        for k, t in self.params.items():
+            self.params[k] = t.to(device)
+        return self
+
     def forward(self, inputs: Mapping[str, Tensor],
                 params: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
         """All vertex values of the forward pass (inputs included)."""
@@ -144,8 +158,12 @@ def per_sample_loss(loss: Loss, y: Tensor, target: Tensor) -> Tensor:
 
 
 def loss_value(loss: Loss, y: Tensor, target: Tensor) -> Tensor:
-    """Scalar loss, summed over the batch."""
-    return per_sample_loss(loss, y, target).sum()
+    """Scalar loss, summed over the batch (one reduction: the per-sample split is skipped)."""
+    if loss is Loss.CROSS_ENTROPY:
+        return per_sample_loss(loss, y, target).sum()
+    d = y - target
+    total = (d * d).sum()
+    return 0.5 * total if loss is Loss.MSE_HALF else total
 
 
 def loss_gradient(loss: Loss, y: Tensor, target: Tensor) -> Tensor:
@@ -160,8 +178,10 @@ def loss_gradient(loss: Loss, y: Tensor, target: Tensor) -> Tensor:
 def autograd_gradients(graph: Graph, inputs: Mapping[str, Tensor], target: Tensor,
                        loss: Loss) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """The oracle: ``dL/dtheta`` and ``dL/dinput`` by reverse-mode autograd."""
+    dev = graph.device
+    target = target.to(dev)
     leaves = {k: v.detach().clone().requires_grad_(True) for k, v in graph.params.items()}
-    ins = {k: v.detach().clone().requires_grad_(True) for k, v in inputs.items()}
+    ins = {k: v.detach().to(dev).clone().requires_grad_(True) for k, v in inputs.items()}
     values = graph.forward(ins, leaves)
     total = loss_value(loss, values[graph.output], target)
     names = list(leaves) + list(ins)
@@ -232,6 +252,8 @@ def relax_graph(
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     sign = 1.0 if algorithm is Algorithm.AR else -1.0
+    dev = graph.device  # a batch on another device (a CPU batch for a CUDA graph) moves
+    inputs, target = {k: v.to(dev) for k, v in inputs.items()}, target.to(dev)
     lin, values = Linearisation.of_forward(graph, inputs)
     out = graph.output
     clamped = sign * loss_gradient(loss, values[out], target)
@@ -722,8 +744,17 @@ class GraphModel:
         self.learning_rate, self.rate, self.steps = learning_rate, rate, steps
         self.schedule, self.update_clamp = schedule, update_clamp
 
+    def _here(self, inputs: Mapping[str, Tensor], target: Tensor | None = None
+              ) -> tuple[dict[str, Tensor], Tensor | None]:
+        """The batch on the graph's device (a CPU batch for a CUDA graph is copied there)."""
+        dev = self.graph.device
+        moved = {k: v.to(dev) for k, v in inputs.items()}
+        return moved, None if target is None else target.to(dev)
+
     def updates(self, inputs: Mapping[str, Tensor], target: Tensor) -> dict[str, Tensor]:
         """Descent directions for this batch (nothing is changed)."""
+        inputs, target = self._here(inputs, target)
+        assert target is not None
         if self.algorithm is None:
             grads, _ = autograd_gradients(self.graph, inputs, target, self.loss)
             ups = {k: -g for k, g in grads.items()}
@@ -739,6 +770,8 @@ class GraphModel:
                            update_clamp=self.update_clamp, input_messages=False)
 
     def train_batch(self, inputs: Mapping[str, Tensor], target: Tensor) -> float:
+        inputs, target = self._here(inputs, target)
+        assert target is not None
         if self.algorithm is None:
             with torch.no_grad():
                 value = float(loss_value(self.loss, self.predict(inputs), target))
@@ -754,5 +787,6 @@ class GraphModel:
         return value
 
     def predict(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        """The output vertex's forward value, on the graph's device."""
         with torch.no_grad():
-            return self.graph.forward(inputs)[self.graph.output]
+            return self.graph.forward(self._here(inputs)[0])[self.graph.output]

@@ -17,12 +17,14 @@ from torch import Tensor
 from .graph import Graph, Vertex
 from .pc import PCParams, init_params
 from .activations import Activation
+from .device import DeviceLike, generator_on, randn_on
 from .spec import PCSpec
 
 __all__ = ["cnn_graph", "lstm_graph", "mlp_graph", "rnn_graph", "scalar_graph"]
 
 
-def scalar_graph(theta: float = 2.0, dtype: torch.dtype = torch.float64) -> Graph:
+def scalar_graph(theta: float = 2.0, dtype: torch.dtype = torch.float64,
+                 device: DeviceLike | None = None) -> Graph:
     """``v1 = theta v0, v2 = sqrt v1, v3 = tan v2, v4 = v0^2, v5 = sin v4, v6 = v3 + v5``.
 
     Input ``v0`` (clamped), parameter ``theta``; ``v0`` has two children (a branch)."""
@@ -34,14 +36,16 @@ def scalar_graph(theta: float = 2.0, dtype: torch.dtype = torch.float64) -> Grap
         Vertex("v5", ("v4",), lambda p, v4: torch.sin(v4)),
         Vertex("v6", ("v3", "v5"), lambda p, v3, v5: v3 + v5),
     )
-    return Graph(("v0",), vertices, {"theta": torch.tensor(theta, dtype=dtype)})
+    return Graph(("v0",), vertices, {"theta": torch.tensor(theta, dtype=dtype, device=device)})
 
 
-def mlp_graph(spec: PCSpec, params: PCParams | None = None) -> Graph:
+def mlp_graph(spec: PCSpec, params: PCParams | None = None, *,
+              device: DeviceLike | None = None) -> Graph:
     """The MLP ``h_{l+1} = f_{l+1}(h_l W_l^T + b_l)`` of ``spec`` as a graph with input ``x``
     (``B x n_0``) and vertices ``h1..hL``; weights ``W0..``, biases ``b0..`` taken from
-    ``params`` (default: ``init_params(spec)``; the tensors are shared, not copied)."""
-    p = params if params is not None else init_params(spec)
+    ``params`` (default: ``init_params(spec, device=device)``; the tensors are shared, not
+    copied)."""
+    p = params if params is not None else init_params(spec, device=device)
     named: dict[str, Tensor] = {}
     vertices = []
     prev = "x"
@@ -65,8 +69,11 @@ def mlp_graph(spec: PCSpec, params: PCParams | None = None) -> Graph:
     return Graph(("x",), tuple(vertices), named)
 
 
-def _normal(g: torch.Generator, std: float, dtype: torch.dtype, *shape: int) -> Tensor:
-    return (torch.randn(*shape, generator=g, dtype=torch.float64) * std).to(dtype)
+def _normal(g: torch.Generator | None, std: float, dtype: torch.dtype,
+            device: torch.device, *shape: int) -> Tensor:
+    """``N(0, std^2)`` drawn in float64 from ``g`` on ``device``, then cast (CPU draws are
+    the ones every earlier result used)."""
+    return (randn_on(shape, g, device, torch.float64) * std).to(dtype)
 
 
 def cnn_graph(
@@ -81,6 +88,7 @@ def cnn_graph(
     init_std: float = 0.05,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
+    device: DeviceLike | None = None,
 ) -> Graph:
     """A CNN as a graph: ``conv_k`` (activation) -> optional 2x2 max-pool vertex -> ... ->
     flatten into ``fc`` layers (activation) -> linear ``out``. Defaults are the thesis's PC-CNN
@@ -88,13 +96,14 @@ def cnn_graph(
     Input ``x``: ``B x C x H x W``. No biases, weights ``N(0, init_std^2)``."""
     if len(pool_after) != len(conv_channels):
         raise ValueError("pool_after needs one flag per conv layer")
-    g = torch.Generator().manual_seed(seed)
+    dev = torch.device("cpu" if device is None else device)
+    g = generator_on(dev, seed)
     params: dict[str, Tensor] = {}
     vertices: list[Vertex] = []
     prev, channels, size = "x", in_channels, image_size
     for i, (c, pool) in enumerate(zip(conv_channels, pool_after)):
         name = f"conv{i + 1}"
-        params[f"K{i + 1}"] = _normal(g, init_std, dtype, c, channels, kernel, kernel)
+        params[f"K{i + 1}"] = _normal(g, init_std, dtype, dev, c, channels, kernel, kernel)
         vertices.append(Vertex(
             name, (prev,),
             lambda p, h, _k=f"K{i + 1}": activation.f(torch.nn.functional.conv2d(h, p[_k])),
@@ -110,7 +119,7 @@ def cnn_graph(
     for j, n in enumerate((*fc_sizes, n_classes)):
         last = j == len(fc_sizes)
         name = "out" if last else f"fc{j + 1}"
-        params[f"F{j + 1}"] = _normal(g, init_std, dtype, n, width)
+        params[f"F{j + 1}"] = _normal(g, init_std, dtype, dev, n, width)
         act = Activation.LINEAR if last else activation
         vertices.append(Vertex(
             name, (prev,),
@@ -121,15 +130,16 @@ def cnn_graph(
 
 def rnn_graph(
     steps: int, n_in: int, n_hidden: int, n_out: int, *, init_std: float = 0.05,
-    seed: int = 0, dtype: torch.dtype = torch.float32,
+    seed: int = 0, dtype: torch.dtype = torch.float32, device: DeviceLike | None = None,
 ) -> Graph:
     """An Elman RNN unrolled over ``steps``: ``h_t = tanh(h_{t-1} Wh^T + x_t Wx^T)``, one
     linear readout ``y = h_T Wy^T`` after the last step (thesis 6.2.2.1). Inputs ``h0`` and
     ``x1..xT`` (each ``B x n_in``); vertex ``h_t`` is in block ``t``."""
-    g = torch.Generator().manual_seed(seed)
-    params = {"Wh": _normal(g, init_std, dtype, n_hidden, n_hidden),
-              "Wx": _normal(g, init_std, dtype, n_hidden, n_in),
-              "Wy": _normal(g, init_std, dtype, n_out, n_hidden)}
+    dev = torch.device("cpu" if device is None else device)
+    g = generator_on(dev, seed)
+    params = {"Wh": _normal(g, init_std, dtype, dev, n_hidden, n_hidden),
+              "Wx": _normal(g, init_std, dtype, dev, n_hidden, n_in),
+              "Wy": _normal(g, init_std, dtype, dev, n_out, n_hidden)}
     vertices = []
     prev = "h0"
     for t in range(1, steps + 1):
@@ -144,6 +154,7 @@ def rnn_graph(
 def lstm_graph(
     steps: int, n_in: int, n_hidden: int, n_out: int, *, sigmoid_readout: bool = False,
     init_std: float = 0.05, seed: int = 0, dtype: torch.dtype = torch.float32,
+    device: DeviceLike | None = None,
 ) -> Graph:
     """The LSTM cell of thesis appendix B unrolled over ``steps``, one vertex per operation:
 
@@ -156,10 +167,12 @@ def lstm_graph(
     (``B x T x n_out``), so a loss on ``y`` sums over time. Vertices of step ``t`` are in
     block ``t`` (for the per-timestep reverse schedule).
     """
-    g = torch.Generator().manual_seed(seed)
+    dev = torch.device("cpu" if device is None else device)
+    g = generator_on(dev, seed)
     n_cat = n_hidden + n_in
-    params = {k: _normal(g, init_std, dtype, n_hidden, n_cat) for k in ("Wf", "Wi", "Wc", "Wo")}
-    params["Wy"] = _normal(g, init_std, dtype, n_out, n_hidden)
+    params = {k: _normal(g, init_std, dtype, dev, n_hidden, n_cat)
+              for k in ("Wf", "Wi", "Wc", "Wo")}
+    params["Wy"] = _normal(g, init_std, dtype, dev, n_out, n_hidden)
     sig = torch.sigmoid
     readout = (lambda p, h: sig(h @ p["Wy"].T)) if sigmoid_readout else (lambda p, h: h @ p["Wy"].T)
     vertices: list[Vertex] = []

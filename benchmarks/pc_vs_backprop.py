@@ -10,8 +10,9 @@ depth-many steps (L-1 = 2 hops from the output to the first hidden layer, rate 1
 without the fixed-prediction assumption; activation relaxation (AR) at the same budgets; and
 PC through the generic graph engine (``algorithms.graph``, autograd VJPs) at 100 steps. All
 share the loss ``1/2||y - T||^2`` and learning rate. Timings are wall clock on this machine,
-measured one after another in one process, so their ratios are comparable; absolute seconds
-are not portable.
+measured in one process as medians of ``--repeats`` interleaved repetitions (each trains one
+epoch of every model, in rotating order), with the machine's load average before and after;
+ratios are comparable, absolute seconds are not portable.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -36,6 +38,8 @@ from algorithms.data import load_dataset, smooth_targets
 from algorithms.pc import PredictiveCodingNetwork
 from algorithms.spec import Activation, PCSpec
 from algorithms.training import accuracy, train_epoch
+
+from .torch_speed import git_commit, loadavg
 
 
 class _GraphEpochModel:
@@ -75,10 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "digits"])
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=1,
-                   help="epochs timed per model (the reported time is the median)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="interleaved repetitions: one epoch of every model each (medians; >= 3)")
     p.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     args = p.parse_args(argv)
+    if args.repeats < 3:
+        p.error("--repeats must be at least 3 (medians of interleaved repetitions)")
     torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset, args.data_dir, split="thesis")
     base = PCSpec(sizes=(data.n_features, 300, 100, data.n_classes), activation=Activation.RELU)
@@ -101,40 +107,61 @@ def main(argv: list[str] | None = None) -> int:
     x0 = data.train_x[:64]
     target = smooth_targets(data.train_y[:64], data.n_classes, base.label_smoothing)
     rows = []
+    load_before = loadavg()
     print(f"{data.describe()}; sizes {base.sizes}; batch {base.batch_size}; "
           f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"{platform.machine()}", flush=True)
-    for name, spec, make in configs:
-        times, acc = [], None
-        for _ in range(args.repeats):
+          f"{platform.machine()}; commit {git_commit()}; load average before {load_before}",
+          flush=True)
+    # every repetition trains one epoch of every model in turn (the order rotating), so load
+    # drift reaches all models alike; the table gives medians over repetitions
+    times: dict[str, list[float]] = {name: [] for name, _, _ in configs}
+    ratios: dict[str, list[float]] = {name: [] for name, _, _ in configs}
+    acc: dict[str, float] = {}
+    for rep in range(args.repeats):
+        order = configs[rep % len(configs):] + configs[:rep % len(configs)]
+        this: dict[str, float] = {}
+        for name, spec, make in order:
             model = make(spec)
             t0 = time.perf_counter()
             train_epoch(model, data, 1, progress=False)
-            times.append(time.perf_counter() - t0)
-            acc = accuracy(model, data.test_x, data.test_y)
-        times.sort()
+            this[name] = time.perf_counter() - t0
+            times[name].append(this[name])
+            acc[name] = accuracy(model, data.test_x, data.test_y)
+            print(f"  rep {rep + 1}/{args.repeats} {name}: {this[name]:.2f} s", file=sys.stderr,
+                  flush=True)
+        for name in this:
+            ratios[name].append(this[name] / this["backprop"])
+    for name, spec, make in configs:
         is_bp = make is BackpropNetwork
         cos = 1.0 if is_bp else cosine_to_backprop(make(spec), x0, target)
-        rows.append({"model": name, "epoch_seconds": times[len(times) // 2],
-                     "test_accuracy_after_1_epoch": acc, "update_cosine_to_backprop": cos,
+        rows.append({"model": name, "epoch_seconds": statistics.median(times[name]),
+                     "epoch_seconds_all": times[name],
+                     "ratio_to_backprop": statistics.median(ratios[name]),
+                     "ratios_to_backprop_all": ratios[name],
+                     "test_accuracy_after_1_epoch": acc[name], "update_cosine_to_backprop": cos,
                      "inference_steps": 0 if is_bp else spec.inference_steps,
                      "inference_rate": None if is_bp else spec.inference_rate,
                      "fixed_predictions": spec.fixed_predictions})
-        print(f"  measured {name}: {rows[-1]['epoch_seconds']:.2f} s", file=sys.stderr, flush=True)
-    bp_time = rows[0]["epoch_seconds"]
-    head = f"{'model':<34}{'s/epoch':>9}{'x backprop':>12}{'test acc':>10}{'cos(update, -grad)':>20}"
+    load_after = loadavg()
+    head = (f"{'model':<34}{'s/epoch':>9}{'x backprop':>12}{'(range)':>14}{'test acc':>10}"
+            f"{'cos(update, -grad)':>20}")
+    print(f"medians of {args.repeats} interleaved repetitions; load average after {load_after}")
     print(head)
     print("-" * len(head))
     for r in rows:
-        r["ratio_to_backprop"] = r["epoch_seconds"] / bp_time
+        lo, hi = min(r["ratios_to_backprop_all"]), max(r["ratios_to_backprop_all"])
         print(f"{r['model']:<34}{r['epoch_seconds']:>9.2f}{r['ratio_to_backprop']:>12.1f}"
+              f"{f'{lo:.1f}-{hi:.1f}':>14}"
               f"{100 * r['test_accuracy_after_1_epoch']:>9.2f}%{r['update_cosine_to_backprop']:>20.6f}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"command": "python -m benchmarks.pc_vs_backprop "
                                          + " ".join(argv if argv is not None else sys.argv[1:]),
+                                         "git_commit": git_commit(), "torch": torch.__version__,
                                          "threads": args.threads, "cpus": os.cpu_count(),
-                                         "rows": rows}, indent=2) + "\n")
+                                         "repeats": args.repeats, "loadavg_before": load_before,
+                                         "loadavg_after": load_after, "rows": rows},
+                                        indent=2) + "\n")
     return 0
 
 

@@ -30,7 +30,7 @@ Batch = tuple[Mapping[str, Tensor], Tensor]
 def resumable(config: dict[str, Any]) -> dict[str, Any]:
     """The options that must match to resume a checkpoint: all but the epoch count (which may
     grow) and the thread count."""
-    return {k: v for k, v in config.items() if k not in ("epochs", "threads")}
+    return {k: v for k, v in config.items() if k not in ("epochs", "threads", "device")}
 
 
 def train_pair(
@@ -52,7 +52,7 @@ def train_pair(
     for name, model in models.items():
         path = out / "checkpoints" / f"{name}.pt"
         if path.exists():
-            state = torch.load(path, weights_only=True)
+            state = torch.load(path, weights_only=True, map_location="cpu")
             if resumable(state["config"]) != resumable(config):
                 print(f"error: {path} was made with other options; use another --out",
                       file=sys.stderr)

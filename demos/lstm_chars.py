@@ -27,7 +27,7 @@ from algorithms.graph import Algorithm, GraphModel, Loss, Schedule
 from algorithms.graph_models import lstm_graph
 
 from ._graph_runs import plot_pair, train_pair, write_records
-from ._runs import atomic_write_text
+from ._runs import add_device_argument, atomic_write_text, device_from
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results/lstm_chars"))
+    add_device_argument(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    try:
+        device = device_from(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         text = args.text.read_text(errors="replace")[:args.max_chars]
     except OSError as exc:
@@ -69,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return inputs, onehot[:, 1:]
 
     models = {name: GraphModel(lstm_graph(T, V, args.hidden, V, seed=args.seed,
-                                          dtype=torch.float64),
+                                          dtype=torch.float64, device=device),
                                alg, loss=Loss.MSE_SUM, learning_rate=args.learning_rate,
                                rate=args.rate, steps=args.steps, schedule=Schedule.BLOCK_REVERSE,
                                update_clamp=50.0)
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     test_inputs, test_targets = sequences(test_starts)
 
     def evaluate(model: GraphModel) -> dict[str, float]:
-        pred = model.predict(test_inputs).argmax(-1)
+        pred = model.predict(test_inputs).argmax(-1).cpu()
         return {"test_char_accuracy": float((pred == test_targets.argmax(-1)).double().mean())}
 
     records = train_pair(models, lambda idx: sequences(train_starts[idx]), args.train_sequences,

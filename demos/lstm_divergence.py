@@ -29,6 +29,8 @@ from algorithms.fidelity import squared_divergence
 from algorithms.graph import Loss, Schedule, autograd_gradients, read_out, relax_graph
 from algorithms.graph_models import lstm_graph
 
+from ._runs import add_device_argument, device_from
+
 LENGTHS = (1, 2, 5, 10, 20, 30, 50, 70, 100, 150, 200)
 
 
@@ -62,7 +64,13 @@ def main(argv: list[str] | None = None) -> int:
                    choices=[s.value for s in Schedule if s is not Schedule.REVERSE_GAUSS_SEIDEL])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results/lstm_divergence"))
+    add_device_argument(p)
     args = p.parse_args(argv)
+    try:
+        device = device_from(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     text = args.text.read_text(errors="replace") if args.text else None
     vocab = sorted(set(text)) if text else [chr(97 + i) for i in range(26)]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -72,10 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         for length in args.lengths:
             t0 = time.perf_counter()
             g = lstm_graph(length, len(vocab), args.hidden, len(vocab), seed=args.seed,
-                           dtype=torch.float64)
+                           dtype=torch.float64, device=device)
             inputs, target = char_batches(text, length, args.batch, args.seed, vocab)
-            inputs["h0"] = torch.zeros(args.batch, args.hidden, dtype=torch.float64)
-            inputs["c0"] = torch.zeros(args.batch, args.hidden, dtype=torch.float64)
+            inputs = {k: v.to(device) for k, v in inputs.items()}
+            target = target.to(device)
+            inputs["h0"] = torch.zeros(args.batch, args.hidden, dtype=torch.float64, device=device)
+            inputs["c0"] = torch.zeros(args.batch, args.hidden, dtype=torch.float64, device=device)
             gp, _ = autograd_gradients(g, inputs, target, Loss.MSE_SUM)
 
             def divergence(updates: dict[str, torch.Tensor]) -> float:

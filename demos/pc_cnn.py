@@ -34,7 +34,7 @@ from algorithms.graph_models import cnn_graph
 from algorithms.training import epoch_order
 
 from ._graph_runs import resumable
-from ._runs import atomic_write_bytes, atomic_write_text
+from ._runs import add_device_argument, atomic_write_bytes, atomic_write_text, device_from
 
 LAYERS = {"K1": "conv1", "K2": "conv2", "F1": "fc1", "F2": "fc2", "F3": "fc3"}
 
@@ -53,9 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probe-every", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    add_device_argument(p)
     p.add_argument("--out", type=Path, default=Path("results/pc_cnn/mnist"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    try:
+        device = device_from(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     data: Dataset = load_dataset(args.dataset, args.data_dir)
     if data.image_shape != (32, 32):
         data = pad_images(data, 32)
@@ -64,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     loss = Loss(args.loss)
     shape = (data.channels, 32, 32)
     models = {name: GraphModel(cnn_graph(in_channels=data.channels, n_classes=data.n_classes,
-                                         seed=args.seed),
+                                         seed=args.seed, device=device),
                                alg, loss=loss, learning_rate=args.learning_rate, rate=args.rate,
                                steps=args.steps, update_clamp=50.0)
               for name, alg in (("pc", Algorithm.PC), ("backprop", None))}
@@ -76,17 +82,18 @@ def main(argv: list[str] | None = None) -> int:
         return torch.nn.functional.one_hot(y, data.n_classes).float()
 
     def accuracy(model: GraphModel, x: torch.Tensor, y: torch.Tensor) -> float:
-        correct = sum(int((model.predict(inputs(x[i:i + 1000])).argmax(1) == y[i:i + 1000]).sum())
+        correct = sum(int((model.predict(inputs(x[i:i + 1000])).argmax(1).cpu()
+                           == y[i:i + 1000]).sum())
                       for i in range(0, len(y), 1000))
         return correct / len(y)
 
-    config = vars(args) | {"out": str(args.out)}
+    config = vars(args) | {"out": str(args.out), "device": str(device)}
     ckpt = args.out / "checkpoints"
     curves: dict[str, list[dict]] = {k: [] for k in models}
     divergence: list[dict] = []
     state_path = ckpt / "state.pt"
     if state_path.exists():
-        state = torch.load(state_path, weights_only=True)
+        state = torch.load(state_path, weights_only=True, map_location="cpu")
         if resumable(state["config"]) != resumable(config):
             print(f"error: {state_path} was made with other options; use another --out",
                   file=sys.stderr)

@@ -28,7 +28,7 @@ from algorithms.graph import Algorithm, GraphModel, Loss, Schedule
 from algorithms.graph_models import rnn_graph
 
 from ._graph_runs import plot_pair, train_pair, write_records
-from ._runs import atomic_write_text
+from ._runs import add_device_argument, atomic_write_text, device_from
 
 
 def as_sequence(x: torch.Tensor, hidden: int) -> dict[str, torch.Tensor]:
@@ -49,24 +49,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results/rnn_sequences"))
+    add_device_argument(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    try:
+        device = device_from(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     data = load_dataset("digits")
     dtype = torch.float64
     train_x, test_x = data.train_x.to(dtype), data.test_x.to(dtype)
     onehot = torch.nn.functional.one_hot(data.train_y, 10).to(dtype)
     models = {
-        "pc": GraphModel(rnn_graph(8, 8, args.hidden, 10, seed=args.seed, dtype=dtype),
+        "pc": GraphModel(rnn_graph(8, 8, args.hidden, 10, seed=args.seed, dtype=dtype,
+                                   device=device),
                          Algorithm.PC, loss=Loss.MSE_SUM, learning_rate=args.learning_rate,
                          rate=args.rate, steps=args.steps, schedule=Schedule.BLOCK_REVERSE),
-        "backprop": GraphModel(rnn_graph(8, 8, args.hidden, 10, seed=args.seed, dtype=dtype),
+        "backprop": GraphModel(rnn_graph(8, 8, args.hidden, 10, seed=args.seed, dtype=dtype,
+                                         device=device),
                                None, loss=Loss.MSE_SUM, learning_rate=args.learning_rate),
     }
     probe = (as_sequence(train_x[:64], args.hidden), onehot[:64])
 
     def evaluate(model: GraphModel) -> dict[str, float]:
         def acc(x: torch.Tensor, y: torch.Tensor) -> float:
-            return float((model.predict(as_sequence(x, args.hidden)).argmax(1) == y).double().mean())
+            pred = model.predict(as_sequence(x, args.hidden)).argmax(1).cpu()
+            return float((pred == y).double().mean())
 
         return {"train_accuracy": acc(train_x, data.train_y),
                 "test_accuracy": acc(test_x, data.test_y)}
