@@ -156,6 +156,14 @@ def overhead_rows(data: Dataset, reps: int, n_batches: int) -> list[dict[str, An
     rows.append({"what": "graph engine PC T=100 vs backprop twin", "reference": "backprop twin",
                  "first_update_rel_gap": None, "inference_steps": 100, **m})
     print(f"  graph engine PC T=100 vs BP          ratio {m['ratio']:.2f}", file=sys.stderr)
+    # the floor of that ratio: the minimal eager PC (fixed predictions, T=100) itself
+    ws = [w.clone() for w in init_params(spec).weights]
+    lean = (lambda x, t: _lean.pc_fixed_step(ws, x, t, spec.learning_rate, 0.1, 100))
+    m = interleaved(lean, bp.train_batch, few, reps)
+    rows.append({"what": "minimal eager PC fixed T=100 vs backprop twin",
+                 "reference": "backprop twin", "first_update_rel_gap": None,
+                 "inference_steps": 100, **m})
+    print(f"  minimal eager PC T=100 vs BP         ratio {m['ratio']:.2f}", file=sys.stderr)
     return rows
 
 
