@@ -363,6 +363,11 @@ class PCSpec:
         """A JSON-friendly dict (enums as their values)."""
         return _jsonable(dataclasses.asdict(self))
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PCSpec:
+        """The inverse of :meth:`to_dict` (validated; unknown keys raise ``SpecError``)."""
+        return _from_jsonable(cls, d)
+
 
 # --------------------------------------------------------------------- validation helpers
 def _check_enum(obj: object, name: str, enum: type[Enum]) -> None:
@@ -396,6 +401,34 @@ def _check_int(obj: object, name: str, *, low: int) -> None:
     value = getattr(obj, name)
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise SpecError(f"{name}: must be an int >= {low}, got {value!r}")
+
+
+def _from_jsonable(cls: Any, d: dict[str, Any]) -> Any:
+    """Rebuild dataclass ``cls`` from :func:`_jsonable` output: enums from their values,
+    nested dataclasses recursively, lists back to tuples where the field is a tuple."""
+    import typing
+
+    if not isinstance(d, dict):
+        raise SpecError(f"{cls.__name__}: expected a dict, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise SpecError(f"{cls.__name__}: unknown fields {unknown}")
+    kwargs: dict[str, Any] = {}
+    for k, v in d.items():
+        t = hints[k]
+        if isinstance(t, type) and issubclass(t, Enum):
+            try:
+                v = t(v)
+            except ValueError:
+                raise SpecError(f"{k}: {v!r} is not a {t.__name__} value") from None
+        elif dataclasses.is_dataclass(t):
+            v = _from_jsonable(t, v)
+        elif isinstance(v, list):
+            v = tuple(v)
+        kwargs[k] = v
+    return cls(**kwargs)
 
 
 def _jsonable(value: Any) -> Any:

@@ -144,6 +144,7 @@ def train_run(
     probe: Probe | None = None,
     make_model: ModelFactory | None = None,
     device: torch.device | None = None,
+    checkpoint: Path | None = None,
 ) -> RunResult:
     """Train one run to ``epochs``, resuming from its checkpoint; never raises on divergence
     (the run is marked ``diverged`` with the message).
@@ -151,7 +152,9 @@ def train_run(
     ``loss`` is passed to activation-relaxation variants; ``probe(model)`` is called after
     every epoch and its metrics are kept in ``res.probes`` (and the checkpoint).
     ``make_model(variant, base)`` replaces the torch models (the circuit backend); it returns
-    ``None`` for variants it leaves to torch, and its ``backend`` attribute names it."""
+    ``None`` for variants it leaves to torch, and its ``backend`` attribute names it.
+    ``checkpoint``: where the run's checkpoint lives (default
+    ``<out>/checkpoints/<key>.pt``)."""
     if res.fixed_predictions is not None:
         base = base.replace(fixed_predictions=res.fixed_predictions)
     spec = variant_spec(res.variant, base.replace(seed=res.seed))
@@ -163,7 +166,7 @@ def train_run(
                  build_model(res.variant, base.replace(seed=res.seed), loss, device=device))
     res.backend = backend
     config = run_config(spec, data, split, loss, backend)
-    ckpt = out / "checkpoints" / f"{res.key}.pt"
+    ckpt = checkpoint if checkpoint is not None else out / "checkpoints" / f"{res.key}.pt"
     if ckpt.exists():
         state = torch.load(ckpt, weights_only=True, map_location="cpu")
         if state["config"] != config:
@@ -316,6 +319,18 @@ def device_from(args: Any) -> torch.device:
     from algorithms.device import resolve_device
 
     return resolve_device(args.device)
+
+
+def prepare_runs(out: Path, keys: Iterable[str], fresh: bool) -> None:
+    """Create ``out``; with ``fresh``, discard the given runs' checkpoints and records (in
+    the runner's per-run folders and in the older ``checkpoints/`` layout)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not fresh:
+        return
+    for key in keys:
+        for f in (out / "runs" / key / "checkpoint.pt", out / "runs" / key / "run.json",
+                  out / "checkpoints" / f"{key}.pt"):
+            f.unlink(missing_ok=True)
 
 
 def prepare_out(out: Path, fresh: bool) -> None:

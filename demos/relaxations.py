@@ -29,8 +29,10 @@ from algorithms.data import DatasetNotFoundError, DataError, dataset_names, load
 from algorithms.spec import PCSpec, PsiInit, SpecError
 from algorithms.variants import PSI_VARIANTS, THESIS_VARIANTS, Variant
 
-from ._runs import (RunResult, add_device_argument, device_from, prepare_out, run_all, run_meta,
-                    summarise)
+from ._runs import (ConfigMismatch, RunResult, add_device_argument, device_from, prepare_runs,
+                    run_meta, summarise)
+from .runner import (Task, add_sweep_arguments, load_runs, provenance, run_sweep,
+                     seeds_from)
 
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion-mnist": 10}
 
@@ -52,7 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="any of: all (the thesis comparison), " + ", ".join(v.value for v in Variant)
                         + " (psi-value is beyond the thesis: pair it with --psi-init "
                           "identity_noise)")
-    p.add_argument("--seeds", type=int, default=1, help="number of seeds (0..N-1)")
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default: 30 on digits, 10 on mnist/fashion-mnist)")
     p.add_argument("--inference-steps", type=int, default=100,
@@ -101,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="never try to download missing data files")
     p.add_argument("--fresh", action="store_true",
                    help="discard existing checkpoints in --out instead of resuming")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per run (default 1: runs go in parallel instead)")
+    add_sweep_arguments(p)
     add_device_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-plot", action="store_true", help="skip curves.png")
@@ -165,7 +168,17 @@ def load_data(args: argparse.Namespace):
         folder = default_data_dir(args.data_dir)
         print(f"{args.dataset} not found; downloading into {folder}")
         download(args.dataset, folder)
+        args.data_dir = str(folder)  # the runs read it from there too
         return load_dataset(args.dataset, folder, split=args.split)
+
+
+def print_run(doc: dict[str, Any]) -> None:
+    """One line per finished run (the runner's ``report``)."""
+    records = doc.get("records") or []
+    tail = f"test {100 * records[-1]['test_accuracy']:.2f}%" if records else "no epoch finished"
+    message = f"  ({doc.get('message')})" if doc.get("status") == "diverged" else ""
+    print(f"  {doc.get('label', doc.get('key')):<44} seed {doc.get('seed')}: "
+          f"{doc.get('status'):<9} {tail}{message}", flush=True)
 
 
 def print_table(results: list[RunResult], file: Any = None) -> None:
@@ -194,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{args.predictions}", file=sys.stderr)
             return 2
         args.predictions = "fixed"
-    if args.seeds < 1:
-        print("error: --seeds must be >= 1", file=sys.stderr)
+    try:
+        seeds = seeds_from(args.seeds)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.dataset]
     if epochs < 1:
@@ -203,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or 1)
     try:
         device = device_from(args)
     except ValueError as exc:
@@ -238,31 +253,39 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         data = dataclasses.replace(data, train_x=data.train_x[:args.train_subset],
                                    train_y=data.train_y[:args.train_subset])
-    make_model = None
-    if args.backend == "circuit":
-        make_model = circuit_factory(args.circuit_target, args.kernel)
     out: Path = args.out
-    prepare_out(out, args.fresh)
     variants = selected_variants(args.variants)
-    results = [RunResult(data.name, args.activation, v, seed,
-                         fixed_predictions=fixed_predictions(args.predictions, v))
-               for v in variants for seed in range(args.seeds)]
     backend = ({"backend": "torch"} if args.backend == "torch" else
                {"backend": f"circuit (Brian2 {args.circuit_target}, {args.kernel} kernels, "
                            "float64); backprop on torch"})
     meta = run_meta("demos.relaxations", argv, data, epochs, base,
                     split=args.split if data.name != "digits" else "fixed 80/20 (seed 0)",
-                    device=str(device), **backend)
+                    device=str(device), seeds=seeds, scheduler=args.scheduler, **backend)
+    prov = provenance(meta["command"])
+    probe = "psi" if PSI_VARIANTS & set(variants) else None
+    tasks = [Task("pc", v.value, data.name, args.activation, seed, epochs, base.to_dict(),
+                  split=args.split, data_dir=args.data_dir, train_subset=args.train_subset,
+                  fixed_predictions=fixed_predictions(args.predictions, v),
+                  backend=args.backend, circuit_target=args.circuit_target,
+                  kernel=args.kernel, probe=probe, device=str(device),
+                  threads=args.threads or 1, provenance=prov)
+             for v in variants for seed in seeds]
+    prepare_runs(out, [t.key for t in tasks], args.fresh)
     print(f"{data.describe()}; sizes {base.sizes}; {args.activation}; {epochs} epochs; "
-          f"{len(variants)} variants x {args.seeds} seed(s) -> {out}")
-
+          f"{len(variants)} variants x {len(seeds)} seed(s) -> {out} "
+          f"(scheduler {args.scheduler})", flush=True)
     t0 = time.perf_counter()
-    probe = psi_probe if PSI_VARIANTS & set(variants) else None
-    rc = run_all(results, base, data, epochs, out, meta, split=args.split,
-                 progress=not args.no_progress, make_model=make_model, probe=probe,
-                 device=device)
-    if rc:
-        return rc
+    try:
+        run_sweep(tasks, out, meta, scheduler=args.scheduler, workers=args.workers,
+                  report=print_run)
+    except ConfigMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished epochs are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    results = load_runs(out, [t.key for t in tasks])
     if not args.no_plot:
         from ._plots import plot_curves
 

@@ -161,7 +161,7 @@ def test_main_job_runs_each_variant_in_its_prediction_mode(tmp_path, capsys):
     assert variants["learned-error"]["label"] == "learned error connections [fixed pred.]"
     assert "learned error connections [fixed pred.]" in capsys.readouterr().out
     for key, fixed in (("pc", False), ("learned-error", True)):
-        state = torch.load(out / "checkpoints" / f"digits_relu_{key}_seed0.pt",
+        state = torch.load(out / "runs" / f"digits_relu_{key}_seed0" / "checkpoint.pt",
                            weights_only=True)
         assert state["config"]["spec"]["fixed_predictions"] is fixed
     assert main(["--fixed-predictions", "--predictions", "recomputed",

@@ -1,0 +1,432 @@
+"""The sweep runner: every training run is a pure function of its :class:`Task`, run on Dask.
+
+A sweep is a list of tasks (variant x seed x dataset x ...). Each task trains one model to
+``epochs`` and keeps everything about itself in its own folder ``<out>/runs/<key>/``:
+
+* ``checkpoint.pt``: weights, epoch records, status (written atomically after every epoch;
+  loads with ``torch.load(weights_only=True)``);
+* ``run.json``: the epoch records, status, probe metrics and provenance (git commit and dirty
+  flag, torch/brian2/numpy versions, the command, the run's own seed, host, device).
+
+A rerun resumes every task from its last finished epoch (data order depends only on
+``(seed, epoch)``, so the resumed curve equals the uninterrupted one); a diverged run is never
+retrained. :func:`merge` then builds ``curves.csv``, ``summary.json`` and ``probes.csv`` of
+the output folder from every run folder in it, atomically, so several sweeps may write into
+one ``--out``: a run folder is locked (``.lock``, host and pid) while a process trains it.
+
+Engines (``--scheduler``): ``local`` (default) starts an embedded Dask ``LocalCluster`` of
+``--workers`` single-threaded worker processes (spawned, not forked: torch is imported in the
+parent); ``tcp://HOST:PORT`` submits to a running Dask scheduler (``dask scheduler`` and
+``dask worker``, or dask-jobqueue on SLURM; see docs/sweeps.md); ``none`` runs the tasks
+one after another in this process. A worker that dies loses only its current epoch: Dask
+resubmits the task, which resumes from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Task", "add_sweep_arguments", "execute", "load_runs", "merge", "provenance",
+           "run_sweep", "seeds_from"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One training run; every field is plain data, so a task pickles to any worker.
+
+    ``kind`` selects how the model is built (``"pc"``: the main job's variants,
+    ``"ar"``: activation relaxation's). ``spec`` is the base :class:`PCSpec` as a dict
+    (``PCSpec.to_dict``); the variant's relaxations, ``fixed_predictions`` and the seed are
+    applied to it. ``provenance`` is computed once by the submitting process."""
+
+    kind: str
+    variant: str
+    dataset: str
+    activation: str
+    seed: int
+    epochs: int
+    spec: dict[str, Any]
+    split: str = "thesis"
+    data_dir: str | None = None
+    train_subset: int | None = None
+    fixed_predictions: bool | None = None
+    loss: str | None = None
+    relax_input: bool = False
+    backend: str = "torch"
+    circuit_target: str = "cython"
+    kernel: str = "numba"
+    probe: str | None = None
+    probe_batches: int = 4
+    device: str = "cpu"
+    threads: int = 1
+    divergence_energy: float = 1e6
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> str:
+        """The run folder's name, unique within an output folder."""
+        return f"{self.dataset}_{self.activation}_{self.variant}_seed{self.seed}"
+
+
+# ----------------------------------------------------------------------------- provenance
+def provenance(command: str) -> dict[str, Any]:
+    """What made a result: git commit and dirty flag (of the working directory's
+    repository), package versions, Python, the command line, the time."""
+
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    versions: dict[str, str | None] = {}
+    for name in ("torch", "numpy", "brian2", "numba", "dask", "distributed"):
+        try:
+            from importlib.metadata import version
+
+            versions[name] = version(name)
+        except Exception:  # noqa: BLE001 - a package that is not installed
+            versions[name] = None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": git("rev-parse", "HEAD"),
+            "git_dirty": None if status is None else bool(status),
+            "versions": versions, "python": sys.version.split()[0], "command": command,
+            "submitted": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+# ------------------------------------------------------------------------------ execution
+_DATA_CACHE: dict[tuple[Any, ...], Any] = {}
+
+
+def _data(task: Task) -> Any:
+    """The task's data set, loaded once per worker process."""
+    from algorithms.data import load_dataset
+
+    key = (task.dataset, task.data_dir, task.split, task.train_subset)
+    if key not in _DATA_CACHE:
+        data = load_dataset(task.dataset, task.data_dir, split=task.split)  # type: ignore[arg-type]
+        if task.train_subset is not None:
+            data = dataclasses.replace(data, train_x=data.train_x[:task.train_subset],
+                                       train_y=data.train_y[:task.train_subset])
+        _DATA_CACHE[key] = data
+    return _DATA_CACHE[key]
+
+
+class _Lock:
+    """``<run>/.lock`` held while a process trains the run; a lock left by a dead process on
+    this host is taken over, a live one (or one from another host) makes the task skip."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / ".lock"
+        self.held = False
+
+    def acquire(self) -> bool:
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    host, pid = self.path.read_text().split()
+                except (OSError, ValueError):
+                    host, pid = "", "0"
+                if host == socket.gethostname() and not _alive(int(pid)):
+                    self.path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                return False
+            with os.fdopen(fd, "w") as fh:
+                fh.write(me)
+            self.held = True
+            return True
+        return False
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def execute(task: Task, out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Train (or resume) one run in ``<out>/runs/<task.key>/``; returns its ``run.json``
+    content. Never raises on divergence (the run is marked ``diverged``); a run whose folder
+    another live process holds is returned as ``busy`` without training."""
+    import torch
+
+    from algorithms.graph import Loss
+    from algorithms.spec import PCSpec
+    from algorithms.variants import ARVariant, Variant
+
+    from ._runs import RunResult, train_run
+
+    torch.set_num_threads(task.threads)
+    folder = Path(out) / "runs" / task.key
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = _Lock(folder)
+    if not lock.acquire():
+        return {**_read_run(folder), "status": "busy"}
+    try:
+        old = Path(out) / "checkpoints" / f"{task.key}.pt"  # the layout before the runner
+        if old.exists() and not (folder / "checkpoint.pt").exists():
+            import shutil
+
+            shutil.copyfile(old, folder / "checkpoint.pt")
+        variant: Variant | ARVariant = (ARVariant(task.variant) if task.kind == "ar"
+                                        else Variant(task.variant))
+        base = PCSpec.from_dict(task.spec)
+        res = RunResult(task.dataset, task.activation, variant, task.seed,
+                        fixed_predictions=task.fixed_predictions)
+        loss = Loss(task.loss) if task.loss is not None else None
+        data = _data(task)
+        make_model = _factory(task)
+        probe = _probe(task, data, base)
+        info = {"key": task.key, "task": _task_dict(task),
+                "provenance": {**task.provenance, "seed": task.seed,
+                               "host": socket.gethostname(), "device": task.device}}
+
+        def write(res_: RunResult) -> None:
+            _write_run(folder, res_, info)
+
+        res.status = "running"
+        train_run(res, base, data, task.epochs, folder, split=task.split, progress=False,
+                  on_epoch_end=write, divergence_energy=task.divergence_energy, loss=loss,
+                  probe=probe, make_model=make_model, device=torch.device(task.device),
+                  checkpoint=folder / "checkpoint.pt")
+        _write_run(folder, res, info)
+        return _read_run(folder)
+    finally:
+        lock.release()
+
+
+def _task_dict(task: Task) -> dict[str, Any]:
+    d = dataclasses.asdict(task)
+    d.pop("provenance")
+    return d
+
+
+def _factory(task: Task) -> Any:
+    """The model factory ``train_run`` takes (``None``: the torch models)."""
+    from algorithms.variants import ARVariant, Variant, variant_spec
+
+    if task.backend == "circuit":
+        from circuits.drive import Kernel, Target
+        from circuits.model import build_circuit_model
+
+        def make(variant: Variant, spec: Any) -> Any:
+            if variant is Variant.BACKPROP:
+                return None
+            return build_circuit_model(variant, spec, target=Target(task.circuit_target),
+                                       kernel=Kernel(task.kernel))
+
+        make.backend = "circuit"  # type: ignore[attr-defined]
+        return make
+    if task.kind == "ar" and task.relax_input:
+        import torch
+
+        from algorithms.ar import ActivationRelaxationNetwork
+        from algorithms.graph import Loss
+
+        def make_ar(variant: ARVariant, spec: Any) -> Any:
+            if variant is ARVariant.BACKPROP:
+                return None
+            return ActivationRelaxationNetwork(variant_spec(variant, spec), loss=Loss.MSE_SUM,
+                                               relax_input=True,
+                                               device=torch.device(task.device))
+
+        make_ar.backend = "torch+relax_input"  # type: ignore[attr-defined]
+        return make_ar
+    return None
+
+
+def _probe(task: Task, data: Any, base: Any) -> Any:
+    if task.probe is None:
+        return None
+    if task.probe == "psi":
+        from .relaxations import psi_probe
+
+        return psi_probe
+    if task.probe == "angles":
+        from .activation_relaxation import angle_probe
+
+        return angle_probe(data, base, task.probe_batches)
+    raise ValueError(f"unknown probe {task.probe!r}")
+
+
+def _write_run(folder: Path, res: Any, info: dict[str, Any]) -> None:
+    from ._runs import atomic_write_text
+
+    doc = {**info, "label": res.label, "backend": res.backend,
+           "dataset": res.dataset, "activation": res.activation, "variant": res.variant.value,
+           "seed": res.seed, "fixed_predictions": res.fixed_predictions,
+           "status": res.status, "message": res.message,
+           "records": [r.as_dict() for r in res.records], "probes": res.probes,
+           "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    atomic_write_text(folder / "run.json", json.dumps(doc, indent=1) + "\n")
+
+
+def _read_run(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError):
+        return {"key": folder.name, "status": "pending", "records": []}
+
+
+# ---------------------------------------------------------------------------------- merge
+def load_runs(out: str | os.PathLike[str], keys: Iterable[str] | None = None) -> list[Any]:
+    """Every run folder in ``<out>/runs`` (or those in ``keys``, in that order) as
+    :class:`demos._runs.RunResult` objects."""
+    from algorithms.training import EpochRecord
+    from algorithms.variants import ARVariant, Variant
+
+    from ._runs import RunResult
+
+    root = Path(out) / "runs"
+    names = list(keys) if keys is not None else sorted(p.name for p in root.glob("*")
+                                                       if (p / "run.json").exists())
+    results = []
+    for name in names:
+        doc = _read_run(root / name)
+        if "variant" not in doc:
+            continue
+        kind = doc.get("task", {}).get("kind", "pc")
+        variant = ARVariant(doc["variant"]) if kind == "ar" else Variant(doc["variant"])
+        res = RunResult(doc["dataset"], doc["activation"], variant, int(doc["seed"]),
+                        fixed_predictions=doc.get("fixed_predictions"))
+        res.records = [EpochRecord(**r) for r in doc["records"]]
+        res.probes = list(doc.get("probes", []))
+        res.status, res.message = doc["status"], doc.get("message", "")
+        res.backend = doc.get("backend", "torch")
+        results.append(res)
+    return results
+
+
+def merge(out: str | os.PathLike[str], meta: dict[str, Any],
+          keys: Sequence[str] | None = None) -> list[Any]:
+    """Rebuild ``curves.csv``, ``summary.json`` (``meta`` plus per-variant statistics over
+    seeds and every run's provenance) and, when any run has probe metrics, ``probes.csv``
+    from the run folders (all of them, or ``keys``); each file is replaced atomically.
+    Returns the runs."""
+    from ._runs import summarise, write_curves, write_probes, write_summary
+
+    out = Path(out)
+    results = load_runs(out, keys)
+    write_curves(out / "curves.csv", results)
+    if any(r.probes for r in results):
+        write_probes(out / "probes.csv", results)
+    prov = {}
+    for r in results:
+        doc = _read_run(out / "runs" / r.key)
+        prov[r.key] = doc.get("provenance", {})
+    summary = summarise(results, {**meta, "updated": _dt.datetime.now(
+        _dt.timezone.utc).isoformat(timespec="seconds")})
+    summary["runs"] = prov
+    write_summary(out / "summary.json", summary)
+    return results
+
+
+# ---------------------------------------------------------------------------------- sweeps
+def add_sweep_arguments(p: Any) -> None:
+    """``--seeds``, ``--scheduler`` and ``--workers`` on a demo's parser."""
+    p.add_argument("--seeds", nargs="+", default=["1"],
+                   help="a count N (seeds 0..N-1) or an explicit list with 'list', e.g. "
+                        "--seeds list 0 1 7")
+    p.add_argument("--scheduler", default="local",
+                   help="local: an embedded Dask LocalCluster (default); tcp://HOST:PORT: an "
+                        "existing Dask scheduler; none: serially in this process")
+    p.add_argument("--workers", type=int, default=None,
+                   help="LocalCluster worker processes, one thread each (default: the number "
+                        "of cores, at most the number of runs)")
+
+
+def seeds_from(values: Sequence[str]) -> list[int]:
+    """``["3"]`` -> ``[0, 1, 2]``; ``["list", "0", "1", "7"]`` -> ``[0, 1, 7]``."""
+    vals = list(values)
+    try:
+        if vals and vals[0] == "list":
+            seeds = [int(v) for v in vals[1:]]
+            if not seeds:
+                raise ValueError("--seeds list needs at least one seed")
+        elif len(vals) == 1:
+            n = int(vals[0])
+            if n < 1:
+                raise ValueError("--seeds must be >= 1")
+            seeds = list(range(n))
+        else:
+            raise ValueError("give a count (--seeds 3) or a list (--seeds list 0 1 7)")
+    except ValueError as exc:
+        raise ValueError(f"--seeds: {exc}") from None
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError("--seeds: seeds must be distinct and >= 0")
+    return seeds
+
+
+def run_sweep(tasks: Sequence[Task], out: str | os.PathLike[str], meta: dict[str, Any], *,
+              scheduler: str = "local", workers: int | None = None,
+              report: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run every task (in parallel on Dask unless ``scheduler == "none"``), merging the
+    output folder after each finished run; returns the runs' ``run.json`` documents in
+    task order. ``report(doc)`` is called as each run finishes."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = [t.key for t in tasks]
+    if len(set(keys)) != len(keys):
+        raise ValueError("two tasks share a run key; make variant, dataset, activation or "
+                         "seed differ")
+    done: dict[str, dict[str, Any]] = {}
+
+    def finished(doc: dict[str, Any]) -> None:
+        done[doc.get("key", "")] = doc
+        merge(out, meta)
+        if report is not None:
+            report(doc)
+
+    if scheduler == "none":
+        for t in tasks:
+            finished(execute(t, out))
+        return [done[k] for k in keys]
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler == "local":
+        n = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    elif scheduler.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        client = Client(scheduler)
+    else:
+        raise ValueError(f"--scheduler: expected local, none or an address like "
+                         f"tcp://HOST:PORT, got {scheduler!r}")
+    try:
+        futures = [client.submit(execute, t, str(out), key=f"run-{t.key}-{os.getpid()}",
+                                 pure=False, retries=2) for t in tasks]
+        for fut in as_completed(futures):
+            finished(fut.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return [done[k] for k in keys]

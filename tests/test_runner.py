@@ -1,0 +1,133 @@
+"""The sweep runner on Dask (issue 15).
+
+Oracles: the serial in-process run (a Dask sweep must give the same curves bit for bit,
+wall time aside), and an uninterrupted sweep (a sweep whose worker is killed mid-run, then
+resumed, must give that sweep's curves).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from algorithms.spec import Activation, PCSpec
+from demos._runs import read_curves
+from demos.runner import Task, merge, provenance, run_sweep, seeds_from
+
+BASE = PCSpec(sizes=(64, 24, 10), activation=Activation.RELU, inference_steps=10)
+
+
+def _tasks(epochs: int = 2, variants: tuple[str, ...] = ("pc", "backprop"),
+           seeds: tuple[int, ...] = (0, 1), steps: int = 10) -> list[Task]:
+    spec = BASE.replace(inference_steps=steps).to_dict()
+    prov = provenance("pytest")
+    return [Task("pc", v, "digits", "relu", s, epochs, spec, provenance=prov)
+            for v in variants for s in seeds]
+
+
+def _curve(path: Path) -> list[dict[str, str]]:
+    return [{k: v for k, v in r.items() if k != "wall_seconds"}
+            for r in read_curves(path / "curves.csv")]
+
+
+def test_seeds_take_a_count_or_a_list() -> None:
+    assert seeds_from(["3"]) == [0, 1, 2]
+    assert seeds_from(["list", "0", "1", "7"]) == [0, 1, 7]
+    for bad in (["0"], ["list"], ["list", "1", "1"], ["2", "3"], ["x"]):
+        with pytest.raises(ValueError, match="--seeds"):
+            seeds_from(bad)
+
+
+def test_dask_sweep_equals_the_serial_run(tmp_path: Path) -> None:
+    tasks = _tasks()
+    serial = run_sweep(tasks, tmp_path / "serial", {"command": "t"}, scheduler="none")
+    dask = run_sweep(tasks, tmp_path / "dask", {"command": "t"}, scheduler="local", workers=2)
+    assert [d["status"] for d in serial] == [d["status"] for d in dask] == ["finished"] * 4
+    assert _curve(tmp_path / "serial") == _curve(tmp_path / "dask")
+    assert len(_curve(tmp_path / "serial")) == 4 * 2
+    # every run folder carries its provenance and its own seed
+    doc = json.loads((tmp_path / "dask" / "runs" / tasks[1].key / "run.json").read_text())
+    assert doc["provenance"]["seed"] == tasks[1].seed == 1
+    assert doc["provenance"]["command"] == "pytest"
+    assert "torch" in doc["provenance"]["versions"]
+    summary = json.loads((tmp_path / "dask" / "summary.json").read_text())
+    assert set(summary["runs"]) == {t.key for t in tasks}
+
+
+def test_a_killed_worker_loses_nothing(tmp_path: Path) -> None:
+    """Kill a worker while it trains: Dask resubmits its run, which resumes from its last
+    checkpoint; the curves equal an uninterrupted sweep's."""
+    from distributed import Client, LocalCluster
+
+    tasks = _tasks(epochs=6, variants=("pc",), seeds=(0, 1), steps=60)
+    run_sweep(tasks, tmp_path / "reference", {"command": "t"}, scheduler="none")
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None)
+    client = Client(cluster)
+    out = tmp_path / "killed"
+    errors: list[BaseException] = []
+
+    def sweep() -> None:
+        try:
+            run_sweep(tasks, out, {"command": "t"}, scheduler=cluster.scheduler_address)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=sweep)
+    worker.start()
+    killed = False
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            for t in tasks:
+                run = out / "runs" / t.key / "run.json"
+                lock = out / "runs" / t.key / ".lock"
+                if run.exists() and lock.exists():
+                    n = len(json.loads(run.read_text())["records"])
+                    if 1 <= n < t.epochs:
+                        pid = int(lock.read_text().split()[1])
+                        os.kill(pid, signal.SIGKILL)
+                        killed = True
+                        break
+            time.sleep(0.01)
+        worker.join(timeout=300)
+    finally:
+        client.close()
+        cluster.close()
+    assert killed, "no run was caught mid-way"
+    assert not errors, errors
+    assert _curve(out) == _curve(tmp_path / "reference")
+
+
+def test_two_sweeps_into_one_folder(tmp_path: Path) -> None:
+    """Two processes write into one --out at once (overlapping runs): each run is trained
+    once, and the merged curves hold every run, equal to a serial sweep of all of them."""
+    out = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "demos.relaxations", "--epochs", "3", "--hidden", "24",
+           "--inference-steps", "10", "--scheduler", "none", "--no-progress", "--no-plot",
+           "--out", str(out), "--seeds", "2"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [subprocess.Popen(cmd + ["--variants", *v], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for v in (("pc", "backprop"), ("backprop", "learned-backward"))]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    # the process that found a run busy merged before it finished: merge once more
+    merge(out, {"command": "t"})
+    serial = tmp_path / "serial"
+    tasks = [t for t in _tasks(epochs=3, variants=("pc", "backprop", "learned-backward"))]
+    run_sweep(tasks, serial, {"command": "t"}, scheduler="none")
+    got = sorted(_curve(out), key=lambda r: (r["variant"], r["seed"], r["epoch"]))
+    want = sorted(_curve(serial), key=lambda r: (r["variant"], r["seed"], r["epoch"]))
+    assert got == want
+    json.loads((out / "summary.json").read_text())  # complete, valid JSON
+    assert not list(out.glob("runs/*/.lock"))
