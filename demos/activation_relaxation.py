@@ -38,8 +38,9 @@ from algorithms.graph import Loss
 from algorithms.spec import BackwardPathway, PCSpec, SpecError
 from algorithms.variants import ARVariant
 
-from ._runs import (RunResult, add_device_argument, device_from, prepare_out, run_all,
-                    run_meta)
+from ._runs import (ConfigMismatch, add_device_argument, device_from, prepare_runs, run_meta)
+from .runner import (Task, add_sweep_arguments, load_runs, provenance, run_sweep,
+                     seeds_from)
 
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion-mnist": 10}
 
@@ -54,7 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variants", nargs="+", default=["backprop", "ar"],
                    choices=["all", *[v.value for v in ARVariant]], metavar="VARIANT",
                    help="any of: all, " + ", ".join(v.value for v in ARVariant))
-    p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--epochs", type=int, default=None,
                    help="default: 30 on digits, 10 on mnist/fashion-mnist")
     p.add_argument("--hidden", type=int, nargs="+", default=[300, 300, 100])
@@ -66,11 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="full", choices=["full", "thesis"])
     p.add_argument("--probe-batches", type=int, default=4,
                    help="fixed training batches on which the gradient angle is measured")
-    p.add_argument("--out", type=Path, default=Path("results/activation_relaxation/digits"))
+    p.add_argument("--out", type=Path, default=Path("runs/activation_relaxation/digits"),
+                   help="output folder (the default is git-ignored; committed results live "
+                        "in results/)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--no-download", action="store_true")
     p.add_argument("--fresh", action="store_true")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per run (default 1: runs go in parallel instead)")
+    add_sweep_arguments(p)
     add_device_argument(p)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plot", action="store_true")
@@ -183,14 +187,19 @@ def angle_probe(data, spec: PCSpec, n_batches: int):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.dataset]
-    if epochs < 1 or args.seeds < 1:
-        print("error: --epochs and --seeds must be >= 1", file=sys.stderr)
+    try:
+        seeds = seeds_from(args.seeds)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if epochs < 1:
+        print("error: --epochs must be >= 1", file=sys.stderr)
         return 2
     import torch
 
     from .relaxations import load_data
 
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)  # --angles runs here
     try:
         device = device_from(args)
     except ValueError as exc:
@@ -213,12 +222,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out: Path = args.out
-    prepare_out(out, args.fresh)
     variants = (list(ARVariant) if "all" in args.variants
                 else [ARVariant(v) for v in dict.fromkeys(args.variants)])
-    make_model = None
     if args.relax_input:
-        from algorithms.ar import ActivationRelaxationNetwork
         from algorithms.variants import variant_spec
 
         bad = [v.value for v in variants
@@ -228,35 +234,40 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --relax-input needs weight-transport feedback; not {', '.join(bad)}",
                   file=sys.stderr)
             return 2
-
-        def make_model(variant: ARVariant, spec: PCSpec):
-            if variant is ARVariant.BACKPROP:
-                return None  # the torch backprop twin, as without the option
-            return ActivationRelaxationNetwork(variant_spec(variant, spec), loss=Loss.MSE_SUM,
-                                               relax_input=True, device=device)
-
-        make_model.backend = "torch+relax_input"
-    results = [RunResult(data.name, args.activation, v, s) for v in variants
-               for s in range(args.seeds)]
     meta = run_meta("demos.activation_relaxation", argv, data, epochs, base,
-                    loss=Loss.MSE_SUM.value, relax_input=args.relax_input, device=str(device))
+                    loss=Loss.MSE_SUM.value, relax_input=args.relax_input, device=str(device),
+                    seeds=seeds, scheduler=args.scheduler)
+    prov = provenance(meta["command"])
+    tasks = [Task("ar", v.value, data.name, args.activation, s, epochs, base.to_dict(),
+                  split=args.split, data_dir=args.data_dir, loss=Loss.MSE_SUM.value,
+                  relax_input=args.relax_input, probe="angles",
+                  probe_batches=args.probe_batches, device=str(device),
+                  threads=args.threads or 1, provenance=prov)
+             for v in variants for s in seeds]
+    prepare_runs(out, [t.key for t in tasks], args.fresh)
     print(f"{data.describe()}; sizes {base.sizes}; {args.activation}; {epochs} epochs; "
-          f"{len(variants)} variants x {args.seeds} seed(s) -> {out}")
+          f"{len(variants)} variants x {len(seeds)} seed(s) -> {out} "
+          f"(scheduler {args.scheduler})", flush=True)
     t0 = time.perf_counter()
-    rc = run_all(results, base, data, epochs, out, meta, split=args.split,
-                 progress=not args.no_progress, loss=Loss.MSE_SUM,
-                 probe=angle_probe(data, base, args.probe_batches), make_model=make_model,
-                 device=device)
-    if rc:
-        return rc
+    from .relaxations import print_run, print_table
+
+    try:
+        run_sweep(tasks, out, meta, scheduler=args.scheduler, workers=args.workers,
+                  report=print_run)
+    except ConfigMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished epochs are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    results = load_runs(out, [t.key for t in tasks])
     if not args.no_plot:
         from ._plots import plot_curves
 
         plot_curves(results, out / "curves.png", probe_key="angle_mean",
                     title=f"{data.name}, {args.activation}, {'-'.join(map(str, base.sizes))}")
     print(f"\ndone in {time.perf_counter() - t0:.0f} s; wrote {out}")
-    from .relaxations import print_table
-
     print_table(results)
     return 0
 
