@@ -131,3 +131,22 @@ def test_two_sweeps_into_one_folder(tmp_path: Path) -> None:
     assert got == want
     json.loads((out / "summary.json").read_text())  # complete, valid JSON
     assert not list(out.glob("runs/*/.lock"))
+
+
+def test_activation_relaxation_runs_through_the_runner(tmp_path: Path) -> None:
+    from demos.activation_relaxation import main
+
+    out = tmp_path / "ar"
+    assert main(["--epochs", "1", "--hidden", "16", "--inference-steps", "5", "--variants",
+                 "backprop", "ar", "--seeds", "list", "3", "5", "--scheduler", "none",
+                 "--no-progress", "--no-plot", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["variants"]) == {"backprop", "ar"}
+    assert summary["seeds"] == [3, 5]
+    assert {r["seed"] for r in summary["variants"]["ar"]["runs"]} == {3, 5}
+    probes = (out / "probes.csv").read_text().splitlines()
+    assert probes[0].startswith("dataset,variant,seed,epoch,angle_W0")
+    rows = [r.split(",") for r in probes[1:]]
+    assert len(rows) == 4  # 2 variants x 2 seeds x 1 epoch
+    assert all(float(r[4]) >= 0 for r in rows if r[1] == "ar")
+    assert all(r[4] == "" for r in rows if r[1] == "backprop")  # nothing to probe
