@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                         "Figs 3.7-3.8)")
     p.add_argument("--backend", choices=["numpy", "circuit"], default="numpy",
                    help="circuit: the Brian2 rate circuit (cython), checked against numpy")
-    p.add_argument("--out", type=Path, default=Path("results/dynamical"))
+    p.add_argument("--out", type=Path, default=Path("runs/dynamical"))
     args = p.parse_args(argv)
     if args.ticks < 100:
         print("error: --ticks must be >= 100", file=sys.stderr)

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFoundError, DataError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    out = args.out or Path("results/generative") / args.dataset
+    out = args.out or Path("runs/generative") / args.dataset
     out.mkdir(parents=True, exist_ok=True)
     spec = GenerativeSpec(sizes=(data.n_features, args.hidden, args.latent),
                           learning_rate=args.learning_rate,

@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="inference steps per time step in the learning runs (reference: 20)")
     p.add_argument("--learn-rate", type=float, default=0.02,
                    help="inference rate in the learning runs (reference: 0.01)")
-    p.add_argument("--out", type=Path, default=Path("results/kalman"))
+    p.add_argument("--out", type=Path, default=Path("runs/kalman"))
     args = p.parse_args(argv)
     if args.seeds < 1 or args.steps_t < 300:
         print("error: need --seeds >= 1 and --steps-t >= 300", file=sys.stderr)

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                                 description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--steps-t", type=int, default=400)
-    p.add_argument("--out", type=Path, default=Path("results/kalman_nonlinear"))
+    p.add_argument("--out", type=Path, default=Path("runs/kalman_nonlinear"))
     args = p.parse_args(argv)
     try:
         import filterpy.kalman  # noqa: F401  (checked here, used in ekf and ukf)

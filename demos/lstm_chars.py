@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=50, help="PC iterations per time step")
     p.add_argument("--rate", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("results/lstm_chars"))
+    p.add_argument("--out", type=Path, default=Path("runs/lstm_chars"))
     add_device_argument(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schedules", nargs="+", default=["block_reverse", "jacobi"],
                    choices=[s.value for s in Schedule if s is not Schedule.REVERSE_GAUSS_SEIDEL])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("results/lstm_divergence"))
+    p.add_argument("--out", type=Path, default=Path("runs/lstm_divergence"))
     add_device_argument(p)
     args = p.parse_args(argv)
     try:

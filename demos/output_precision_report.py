@@ -35,8 +35,12 @@ def load(folder: Path) -> dict[str, np.ndarray]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--root", type=Path, default=Path("results/relaxations/output-precision"))
+    p.add_argument("--root", type=Path, default=Path("results/relaxations/output-precision"),
+                   help="folder of the <name>-pi<value>/ runs (read only)")
+    p.add_argument("--out", type=Path, default=Path("runs/output_precision_report"),
+                   help="where output_precision.png/.md go (the committed ones: --out ROOT)")
     args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
     runs = {}
     for folder in sorted(args.root.glob("*-pi*")):
         m = re.search(r"-pi([0-9.eE+-]+)$", folder.name)
@@ -70,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(args.root / "output_precision.png", dpi=110)
+    fig.savefig(args.out / "output_precision.png", dpi=110)
     table = "\n".join(lines) + "\n"
-    (args.root / "output_precision.md").write_text(
-        f"Made by `python -m demos.output_precision_report --root {args.root}`; mean ± std over "
+    (args.out / "output_precision.md").write_text(
+        f"Made by `python -m demos.output_precision_report --root {args.root} --out {args.out}`"
+        "; mean ± std over "
         "seeds (population std).\n\n" + table)
     print(table)
     return 0

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     add_device_argument(p)
-    p.add_argument("--out", type=Path, default=Path("results/pc_cnn/mnist"))
+    p.add_argument("--out", type=Path, default=Path("runs/pc_cnn/mnist"))
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:

@@ -81,7 +81,7 @@ def _mean_curve(runs: dict[int, list[tuple[int, float]]]) -> tuple[np.ndarray, n
     return np.arange(1, n + 1), np.nanmean(arr, 0) * 100, np.nanstd(arr, 0) * 100
 
 
-def make_figures(root: Path, suffix: str) -> list[Path]:
+def make_figures(root: Path, suffix: str, out: Path | None = None) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -127,7 +127,7 @@ def make_figures(root: Path, suffix: str) -> list[Path]:
             continue
         fig.suptitle(f"{title} - {MODES[suffix]}")
         fig.tight_layout()
-        path = root / f"{stem}{suffix}.png"
+        path = (out or root) / f"{stem}{suffix}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
@@ -165,16 +165,21 @@ def report(root: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--root", type=Path, default=Path("results/relaxations"))
+    p.add_argument("--root", type=Path, default=Path("results/relaxations"),
+                   help="folder of the runs' curves.csv folders (read only)")
+    p.add_argument("--out", type=Path, default=Path("runs/relaxations_report"),
+                   help="where the figures and report.md go (the committed ones: "
+                        "--out results/relaxations)")
     args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in MODES:
-        written += make_figures(args.root, suffix)
+        written += make_figures(args.root, suffix, args.out)
     table = report(args.root)
-    (args.root / "report.md").write_text(
+    (args.out / "report.md").write_text(
         "# Relaxed predictive coding: final test accuracy\n\nMade by "
-        f"`python -m demos.relaxations_report --root {args.root}` from the curves.csv files "
-        "beside it.\n\n" + table)
+        f"`python -m demos.relaxations_report --root {args.root} --out {args.out}` from the "
+        f"curves.csv files under {args.root}.\n\n" + table)
     print(table)
     for w in written:
         print(f"wrote {w}")

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=100, help="PC iterations per time step")
     p.add_argument("--rate", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("results/rnn_sequences"))
+    p.add_argument("--out", type=Path, default=Path("runs/rnn_sequences"))
     add_device_argument(p)
     args = p.parse_args(argv)
     torch.set_num_threads(1)

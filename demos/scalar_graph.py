@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--rates", type=float, nargs="+", default=list(RATES))
-    p.add_argument("--out", type=Path, default=Path("results/scalar_graph"))
+    p.add_argument("--out", type=Path, default=Path("runs/scalar_graph"))
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     table = {rate: convergence(rate, args.steps) for rate in args.rates}

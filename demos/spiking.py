@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--split", default="thesis", choices=["thesis", "full"])
     le.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     le.add_argument("--data-dir", default=None)
-    le.add_argument("--out", type=Path, default=Path("results/spiking/digits-pc"))
+    le.add_argument("--out", type=Path, default=Path("runs/spiking/digits-pc"))
     le.add_argument("--fresh", action="store_true")
     le.add_argument("--no-progress", action="store_true")
     _coding_args(le)
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--error-range", type=float, default=0.25,
                     help="hidden error coding range (the untrained network's errors fit)")
     co.add_argument("--output-error-range", type=float, default=1.0)
-    co.add_argument("--out", type=Path, default=Path("results/spiking/correspondence"))
+    co.add_argument("--out", type=Path, default=Path("runs/spiking/correspondence"))
     return p
 
 

@@ -180,7 +180,7 @@ def test_output_precision_report_tables_the_gap_to_backprop(tmp_path):
             for variant, acc in (("backprop", 0.96), ("pc", pc_acc[seed])):
                 lines.append(f"mnist,relu,{variant},{seed},1,0,{acc},0,0")
         (folder / "curves.csv").write_text("\n".join(lines) + "\n")
-    assert main(["--root", str(tmp_path)]) == 0
+    assert main(["--root", str(tmp_path), "--out", str(tmp_path)]) == 0
     table = (tmp_path / "output_precision.md").read_text()
     assert "| 1 | 2 | 91.00 ± 1.00 | 96.00 ± 0.00 | -5.00 |" in table
     assert "| 0.1 | 2 | 96.00 ± 1.00 | 96.00 ± 0.00 | +0.00 |" in table
