@@ -1,6 +1,7 @@
 """Per-sample training time of the PC neuron circuit against plain implementations, side by side.
 
-    python -m benchmarks.circuit_speed [--samples 64] [--json results/benchmarks/circuit_speed.json]
+    python -m benchmarks.circuit_speed [--samples 64] [--reps 3] \
+        [--json results/benchmarks/circuit_speed.json]
 
 Standard PC (tanh hidden, linear output, 100 relaxation steps at rate 0.1, predictions
 recomputed every step, online learning: one Hebbian update per sample) on 784-100-10 and
@@ -12,25 +13,34 @@ recomputed every step, online learning: one Hebbian update per sample) on 784-10
 * a plain numpy implementation of the same equations, one sample at a time;
 * one numba call per sample (:func:`circuits.kernels.pc_train_sample`): the practical floor;
 * the PyTorch backend at batch 1 (same online rule) and at batch 64 (batch-summed update, a
-  different learning rule; time per sample).
+  different learning rule; time per sample), float32, one thread.
 
-Every runtime variant runs once on a few samples first (code generation, compilation and JIT
-excluded). After timing, each implementation's weights are compared with the torch backend's
-(float64) on the same samples, so the table only lists implementations that compute the same
-thing. Ratios are to the numba floor, measured in the same process; absolute times are this
-machine's.
+Every runtime variant runs once first (code generation, compilation and JIT excluded). Then
+each of ``--reps`` repetitions times every implementation once, from the same initial
+weights, in an order rotated by one between repetitions (so load drift reaches all alike);
+the table gives medians. After every timed run, each implementation's weights are compared
+with the torch backend's (float64) on the same samples, so the table only lists
+implementations that compute the same thing; the float32 torch rows are compared, relative
+to the weights' scale, with the float64 torch backend at the same batch size on their own
+samples. Ratios are to the numba floor, measured in the same process; absolute times are
+this machine's. The load average before and after, torch version and threads, CPU count,
+commit and command are recorded in the table header and the JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,6 +48,8 @@ import torch
 from algorithms.activations import Activation
 from algorithms.pc import PCParams, PredictiveCodingNetwork, init_params
 from algorithms.spec import PCSpec
+
+from .torch_speed import git_commit, loadavg
 
 
 def spec_for(sizes: tuple[int, ...], batch: int = 1) -> PCSpec:
@@ -76,17 +88,49 @@ def numpy_pc(weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, spec: PCSp
             weights[l] += eta * np.outer(e[l], xs[l])
 
 
-def timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def max_dev(got: list[np.ndarray], want: PCParams) -> float:
     return max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want.weights))
 
 
-def bench(sizes: tuple[int, ...], n: int) -> list[dict[str, object]]:
+def rel_dev(got: list[torch.Tensor], want: PCParams) -> float:
+    """Largest ``max |w32 - w64| / max |w64|`` over the layers (float32 against float64)."""
+    return max(float((g.double() - w).abs().max() / w.abs().max())
+               for g, w in zip(got, want.weights))
+
+
+def cast(params: PCParams, dtype: torch.dtype) -> PCParams:
+    def c(ts: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
+        return [None if t is None else t.to(dtype).clone() for t in ts]
+
+    return PCParams([w.to(dtype).clone() for w in params.weights], c(params.biases),
+                    c(params.backward), c(params.psi))
+
+
+def rotated(items: list[Any], r: int) -> list[Any]:
+    """``items`` starting at position ``r`` (mod its length): repetition ``r``'s order."""
+    k = r % len(items)
+    return items[k:] + items[:k]
+
+
+@dataclass
+class Variant:
+    """One implementation: ``prepare`` (untimed: reset the weights) then ``run`` (timed;
+    returns seconds, or ``None`` to use the wall time around it), ``weights`` after a run."""
+
+    name: str
+    samples: int
+    prepare: Callable[[], None]
+    run: Callable[[], float | None]
+    weights: Callable[[], list[np.ndarray] | list[torch.Tensor]]
+    deviation: Callable[[Any], float]
+    note: str = ""
+    seconds: list[float] = field(default_factory=list)
+    devs: list[float] = field(default_factory=list)
+
+
+def bench(sizes: tuple[int, ...], n: int, reps: int) -> list[dict[str, object]]:
+    from numba.typed import List
+
     from circuits import kernels as kn
     from circuits.drive import Kernel, Target
     from circuits.pc import build_pc_circuit
@@ -96,78 +140,138 @@ def bench(sizes: tuple[int, ...], n: int) -> list[dict[str, object]]:
     params = init_params(spec)
     x, y = data(n + 4, spec)
     xs, ys = x[4:], y[4:]
-    rows: list[dict[str, object]] = []
+    w0 = [w.double().numpy().copy() for w in params.weights]
 
-    def reference(k: int) -> PCParams:
-        net = PredictiveCodingNetwork(spec, params.clone())
-        for i in range(k):
-            net.train_batch(torch.from_numpy(xs[i:i + 1]), torch.from_numpy(ys[i:i + 1]))
+    def reference(k: int, batch: int, xr: np.ndarray, yr: np.ndarray) -> PCParams:
+        """The torch backend, float64, ``k`` samples of ``xr``/``yr`` in batches of ``batch``."""
+        net = PredictiveCodingNetwork(spec_for(sizes, batch), params.clone())
+        for i in range(0, k, batch):
+            net.train_batch(torch.from_numpy(xr[i:i + batch]), torch.from_numpy(yr[i:i + batch]))
         return net.params
 
-    refs = {n: reference(n)}
+    ref = reference(n, 1, xs, ys)
 
-    def add(name: str, seconds: float, k: int, weights: list[np.ndarray] | None,
-            note: str = "") -> None:
-        dev = max_dev(weights, refs[k]) if weights is not None else float("nan")
-        rows.append({"sizes": "-".join(map(str, sizes)), "implementation": name,
-                     "ms_per_sample": 1e3 * seconds / k, "samples": k,
-                     "max_abs_weight_deviation_vs_torch": dev, "note": note})
-        print(f"  {name:<44} {1e3 * seconds / k:9.2f} ms/sample  (dev {dev:.1e}) {note}",
-              flush=True)
+    def against_ref(w: list[np.ndarray]) -> float:
+        return max_dev(w, ref)
 
+    variants: list[Variant] = []
     # numba floor
-    from numba.typed import List
+    ws = List([w.copy() for w in w0])
+    kn.pc_train_sample(List([w.copy() for w in w0]), x[0], y[0], 2, 0, 0.1, 100, 1e-3)
 
-    ws = List([w.double().numpy().copy() for w in params.weights])
-    kn.pc_train_sample(List([w.copy() for w in ws]), x[0], y[0], 2, 0, 0.1, 100, 1e-3)
-    t = timed(lambda: [kn.pc_train_sample(ws, xs[i], ys[i], 2, 0, spec.inference_rate,
-                                          spec.inference_steps, spec.learning_rate)
-                       for i in range(n)])
-    add("numba, one call per sample (floor)", t, n, list(ws))
+    def numba_reset() -> None:
+        for w, w_init in zip(ws, w0):
+            w[...] = w_init
+
+    def numba_run() -> None:
+        for i in range(n):
+            kn.pc_train_sample(ws, xs[i], ys[i], 2, 0, spec.inference_rate,
+                               spec.inference_steps, spec.learning_rate)
+
+    variants.append(Variant("numba, one call per sample (floor)", n, numba_reset, numba_run,
+                            lambda: list(ws), against_ref))
     # plain numpy
-    wn = [w.double().numpy().copy() for w in params.weights]
-    t = timed(lambda: numpy_pc(wn, xs[:n], ys[:n], spec))
-    add("numpy, one sample at a time", t, n, wn)
-    # torch
+    wn = [w.copy() for w in w0]
+
+    def numpy_reset() -> None:
+        for w, w_init in zip(wn, w0):
+            w[...] = w_init
+
+    variants.append(Variant("numpy, one sample at a time", n, numpy_reset,
+                            lambda: numpy_pc(wn, xs[:n], ys[:n], spec), lambda: wn,
+                            against_ref))
+    # torch, float32 from the same weights; deviation: relative, against float64 torch at the
+    # same batch size on the same samples
+    torch.set_num_threads(1)
     for batch in (1, 64):
         s32 = spec_for(sizes, batch).replace(dtype="float32")
-        net = PredictiveCodingNetwork(s32, init_params(s32))
+        p32 = cast(params, torch.float32)
+        net = PredictiveCodingNetwork(s32, cast(p32, torch.float32))
         xt, yt = torch.from_numpy(x).float(), torch.from_numpy(y).float()
-        net.train_batch(xt[:4], yt[:4])
-        torch.set_num_threads(1)
+        net.train_batch(xt[:4], yt[:4])  # warm-up (first-call paths)
         k = n if batch == 1 else max(n, 64)
-        xt2 = torch.from_numpy(data(k, spec, 1)[0]).float()
-        yt2 = torch.from_numpy(data(k, spec, 1)[1]).float()
-        t = timed(lambda: [net.train_batch(xt2[i:i + batch], yt2[i:i + batch])
-                           for i in range(0, k, batch)])
-        if batch == 1:
-            add("torch float32, batch 1 (1 thread)", t, k, None, "same rule, float32")
-        else:
-            add("torch float32, batch 64 (1 thread)", t, k, None, "batch-summed rule")
-    # circuits, runtime targets
-    for target, kernel, k in ((Target.NUMPY, Kernel.BRIAN2, n),
-                              (Target.CYTHON, Kernel.BRIAN2, n),
-                              (Target.NUMPY, Kernel.NUMBA, n),
-                              (Target.CYTHON, Kernel.NUMBA, n)):
+        x2, y2 = data(k, spec, 1)
+        xt2, yt2 = torch.from_numpy(x2).float(), torch.from_numpy(y2).float()
+        ref32 = reference(k, batch, x2, y2)
+
+        def torch_reset(net: PredictiveCodingNetwork = net, p32: PCParams = p32) -> None:
+            init = p32.tensors()
+            with torch.no_grad():
+                for key, t in net.params.tensors().items():
+                    t.copy_(init[key])
+
+        def torch_run(net: PredictiveCodingNetwork = net, k: int = k, batch: int = batch,
+                      xt2: torch.Tensor = xt2, yt2: torch.Tensor = yt2) -> None:
+            for i in range(0, k, batch):
+                net.train_batch(xt2[i:i + batch], yt2[i:i + batch])
+
+        variants.append(Variant(
+            f"torch float32, batch {batch} (1 thread)", k, torch_reset, torch_run,
+            lambda net=net: [w.detach() for w in net.params.weights],
+            lambda w, ref32=ref32: rel_dev(w, ref32),
+            "same rule, float32" if batch == 1 else "batch-summed rule, float32"))
+    # circuits, runtime targets: built and run once first (code generation / compilation,
+    # on the same number of samples as the timed runs)
+    for target, kernel in ((Target.NUMPY, Kernel.BRIAN2), (Target.CYTHON, Kernel.BRIAN2),
+                           (Target.NUMPY, Kernel.NUMBA), (Target.CYTHON, Kernel.NUMBA)):
         c = build_pc_circuit(spec, params, target=target, kernel=kernel,
                              name=f"bench{len(sizes)}")
-        c.run(x[:k], y[:k])  # code generation / compilation (same sizes as the timed run)
-        c.set_params(params)
-        t = timed(lambda: c.run(xs[:k], ys[:k]))
-        add(f"circuit, Brian2 {target.value}, {kernel.value} pathways", t, k,
-            [w.numpy() for w in c.get_params().weights])
-    # standalone: one build, time measured by the binary
-    with tempfile.TemporaryDirectory() as d:
-        t_build = time.perf_counter()
-        res = run_standalone(spec, params, xs[:n], ys[:n], directory=d)
-        t_build = time.perf_counter() - t_build
-        secs = res.run_seconds
-        add("circuit, Brian2 cpp_standalone, brian2 pathways", secs, n,
-            [w.numpy() for w in res.params.weights],
-            f"binary's own run time; build+compile+run {t_build:.0f} s")
+        c.run(x[:n], y[:n])
+
+        def circuit_run(c: Any = c) -> None:
+            c.run(xs[:n], ys[:n])
+
+        variants.append(Variant(
+            f"circuit, Brian2 {target.value}, {kernel.value} pathways", n,
+            lambda c=c: c.set_params(params), circuit_run,
+            lambda c=c: [w.numpy() for w in c.get_params().weights], against_ref))
+    # standalone: built in one directory (later builds only rewrite what changed), the time
+    # is the binary's own run time (build, compile and I/O excluded)
+    tmp = tempfile.TemporaryDirectory()
+    builds: list[float] = []
+    last: dict[str, Any] = {}
+
+    def standalone() -> float:
+        t0 = time.perf_counter()
+        res = run_standalone(spec, params, xs[:n], ys[:n], directory=tmp.name)
+        builds.append(time.perf_counter() - t0)
+        last["weights"] = [w.numpy() for w in res.params.weights]
+        return res.run_seconds
+
+    variants.append(Variant("circuit, Brian2 cpp_standalone, brian2 pathways", n,
+                            lambda: None, standalone, lambda: last["weights"], against_ref,
+                            "binary's own run time"))
+    try:
+        for r in range(reps):
+            for v in rotated(variants, r):
+                v.prepare()
+                t0 = time.perf_counter()
+                got = v.run()
+                wall = time.perf_counter() - t0
+                v.seconds.append(wall if got is None else got)
+                v.devs.append(v.deviation(v.weights()))
+    finally:
+        tmp.cleanup()
+    rows: list[dict[str, object]] = []
+    for v in variants:
+        note = v.note
+        if v.name.startswith("circuit, Brian2 cpp_standalone"):
+            note += f"; build+compile+run {builds[0]:.0f} s first, {min(builds):.0f} s after"
+        rows.append({"sizes": "-".join(map(str, sizes)), "implementation": v.name,
+                     "ms_per_sample": 1e3 * statistics.median(v.seconds) / v.samples,
+                     "ms_per_sample_reps": [1e3 * s / v.samples for s in v.seconds],
+                     "samples": v.samples,
+                     "max_abs_weight_deviation_vs_torch": None if v.name.startswith("torch")
+                     else max(v.devs),
+                     "rel_weight_deviation_vs_torch_float64": max(v.devs)
+                     if v.name.startswith("torch") else None,
+                     "note": note})
+        r_ = rows[-1]
+        print(f"  {v.name:<44} {r_['ms_per_sample']:9.2f} ms/sample  (dev {max(v.devs):.1e}"
+              f"{' rel' if v.name.startswith('torch') else ''}) {note}", flush=True)
     floor = rows[0]["ms_per_sample"]
-    for r in rows:
-        r["x_floor"] = float(r["ms_per_sample"]) / float(floor)  # type: ignore[arg-type]
+    for r_ in rows:
+        r_["x_floor"] = float(r_["ms_per_sample"]) / float(floor)  # type: ignore[arg-type]
     return rows
 
 
@@ -175,26 +279,53 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--samples", type=int, default=64, help="samples timed per variant")
     p.add_argument("--sizes", nargs="+", default=["784-100-10", "784-300-100-10"])
+    p.add_argument("--reps", type=int, default=3,
+                   help="interleaved repetitions (median; at least 3)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    if args.reps < 3:
+        p.error("--reps must be at least 3 (medians of interleaved repetitions)")
     torch.set_num_threads(1)
+    meta: dict[str, Any] = {
+        "command": "python -m benchmarks.circuit_speed "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "git_commit": git_commit(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "machine": platform.machine(), "python": platform.python_version(),
+        "reps": args.reps, "samples": args.samples, "loadavg_before": loadavg()}
+    print(f"torch {torch.__version__}, {meta['threads']} thread(s), load "
+          f"{meta['loadavg_before']}, {args.reps} interleaved repetitions", flush=True)
     all_rows = []
     for s in args.sizes:
         sizes = tuple(int(v) for v in s.split("-"))
-        print(f"{s}, 100 relaxation steps, standard PC (tanh), online learning:")
-        all_rows += bench(sizes, args.samples)
+        print(f"{s}, 100 relaxation steps, standard PC (tanh), online learning:", flush=True)
+        all_rows += bench(sizes, args.samples, args.reps)
+    meta["loadavg_after"] = loadavg()
     print()
-    print(f"{'sizes':<16}{'implementation':<46}{'ms/sample':>10}{'x floor':>9}{'dev':>9}")
-    for r in all_rows:
-        print(f"{r['sizes']:<16}{r['implementation']:<46}{r['ms_per_sample']:>10.2f}"
-              f"{r['x_floor']:>9.1f}{r['max_abs_weight_deviation_vs_torch']:>9.1e}")
+    print(render(meta, all_rows))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "command": "python -m benchmarks.circuit_speed " + " ".join(argv or sys.argv[1:]),
-            "platform": f"{platform.machine()} {platform.python_version()} "
-                        f"torch {torch.__version__}", "rows": all_rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({**meta, "rows": all_rows}, indent=2) + "\n")
     return 0
+
+
+def render(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    lines = [f"torch {meta['torch']}, {meta['threads']} thread(s), {meta['cpus']} CPUs, "
+             f"{meta['machine']}, commit {meta['git_commit']}; load average before "
+             f"{meta['loadavg_before']}, after {meta['loadavg_after']}",
+             f"medians of {meta['reps']} interleaved repetitions, {meta['samples']} samples "
+             f"each; command: {meta['command']}", "",
+             f"{'sizes':<16}{'implementation':<46}{'ms/sample':>10}{'x floor':>9}{'dev':>9}"]
+    for r in rows:
+        rel = r["rel_weight_deviation_vs_torch_float64"]
+        dev = (f"{r['max_abs_weight_deviation_vs_torch']:>9.1e}" if rel is None
+               else f"{rel:>9.1e}*")
+        lines.append(f"{r['sizes']:<16}{r['implementation']:<46}{r['ms_per_sample']:>10.2f}"
+                     f"{r['x_floor']:>9.1f}{dev}")
+    lines += ["", "dev: max |w - w_torch| after the same samples (torch backend, float64, "
+              "batch 1);", "* float32 rows: max |w32 - w64| / max |w64| against the torch "
+              "backend in float64 at the same batch size on the same samples"]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
