@@ -99,6 +99,30 @@ def write_curves(path: Path, results: Iterable[RunResult]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def write_epoch_table(path: Path, results: Iterable[RunResult]) -> None:
+    """``epochs.csv``: per variant (and prediction mode) and epoch, the number of seeds that
+    reached it and the mean and standard deviation (population, over seeds) of the test and
+    train accuracy and the energy. What the shaded curves show, as numbers."""
+    import statistics
+
+    groups: dict[tuple[str, str], list[RunResult]] = {}
+    for r in results:
+        groups.setdefault((r.variant.value, r.label), []).append(r)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["variant", "label", "epoch", "seeds", "test_accuracy_mean", "test_accuracy_std",
+                "train_accuracy_mean", "train_accuracy_std", "energy_mean", "energy_std"])
+    for (variant, label), runs in groups.items():
+        for e in range(1, max((len(r.records) for r in runs), default=0) + 1):
+            recs = [r.records[e - 1] for r in runs if len(r.records) >= e]
+            row: list[Any] = [variant, label, e, len(recs)]
+            for key in ("test_accuracy", "train_accuracy", "energy"):
+                vals = [getattr(x, key) for x in recs]
+                row += [statistics.fmean(vals), statistics.pstdev(vals) if len(vals) > 1 else 0.0]
+            w.writerow([_fmt(v) for v in row])
+    atomic_write_text(path, buf.getvalue())
+
+
 def read_curves(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))

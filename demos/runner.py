@@ -325,15 +325,17 @@ def load_runs(out: str | os.PathLike[str], keys: Iterable[str] | None = None) ->
 
 def merge(out: str | os.PathLike[str], meta: dict[str, Any],
           keys: Sequence[str] | None = None) -> list[Any]:
-    """Rebuild ``curves.csv``, ``summary.json`` (``meta`` plus per-variant statistics over
-    seeds and every run's provenance) and, when any run has probe metrics, ``probes.csv``
+    """Rebuild ``curves.csv``, ``epochs.csv`` (per-epoch mean and std over seeds),
+    ``summary.json`` (``meta`` plus per-variant statistics over seeds and every run's
+    provenance) and, when any run has probe metrics, ``probes.csv``
     from the run folders (all of them, or ``keys``); each file is replaced atomically.
     Returns the runs."""
-    from ._runs import summarise, write_curves, write_probes, write_summary
+    from ._runs import summarise, write_curves, write_epoch_table, write_probes, write_summary
 
     out = Path(out)
     results = load_runs(out, keys)
     write_curves(out / "curves.csv", results)
+    write_epoch_table(out / "epochs.csv", results)
     if any(r.probes for r in results):
         write_probes(out / "probes.csv", results)
     prov = {}

@@ -150,3 +150,20 @@ def test_activation_relaxation_runs_through_the_runner(tmp_path: Path) -> None:
     assert len(rows) == 4  # 2 variants x 2 seeds x 1 epoch
     assert all(float(r[4]) >= 0 for r in rows if r[1] == "ar")
     assert all(r[4] == "" for r in rows if r[1] == "backprop")  # nothing to probe
+
+
+def test_epoch_table_gives_mean_and_spread_over_seeds(tmp_path: Path) -> None:
+    import csv
+    import statistics
+
+    tasks = _tasks(epochs=2, variants=("backprop",), seeds=(0, 1, 2))
+    run_sweep(tasks, tmp_path, {"command": "t"}, scheduler="none")
+    curves = read_curves(tmp_path / "curves.csv")
+    with open(tmp_path / "epochs.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [(r["epoch"], r["seeds"]) for r in table] == [("1", "3"), ("2", "3")]
+    for row in table:
+        accs = [float(c["test_accuracy"]) for c in curves if c["epoch"] == row["epoch"]]
+        assert float(row["test_accuracy_mean"]) == pytest.approx(statistics.fmean(accs), rel=1e-5)
+        assert float(row["test_accuracy_std"]) == pytest.approx(statistics.pstdev(accs),
+                                                                rel=1e-4, abs=1e-6)
