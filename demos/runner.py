@@ -46,9 +46,11 @@ class Task:
     """One training run; every field is plain data, so a task pickles to any worker.
 
     ``kind`` selects how the model is built (``"pc"``: the main job's variants,
-    ``"ar"``: activation relaxation's). ``spec`` is the base :class:`PCSpec` as a dict
-    (``PCSpec.to_dict``); the variant's relaxations, ``fixed_predictions`` and the seed are
-    applied to it. ``provenance`` is computed once by the submitting process."""
+    ``"ar"``: activation relaxation's, ``"cnn"``: the PC-CNN on the graph engine, variant
+    ``pc`` or ``backprop``). ``spec`` is the base :class:`PCSpec` as a dict
+    (``PCSpec.to_dict``; unused by ``cnn``); the variant's relaxations,
+    ``fixed_predictions`` and the seed are applied to it. ``options`` holds a kind's own
+    settings (plain data). ``provenance`` is computed once by the submitting process."""
 
     kind: str
     variant: str
@@ -71,6 +73,7 @@ class Task:
     device: str = "cpu"
     threads: int = 1
     divergence_energy: float = 1e6
+    options: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -189,6 +192,8 @@ def execute(task: Task, out: str | os.PathLike[str]) -> dict[str, Any]:
     if not lock.acquire():
         return {**_read_run(folder), "status": "busy"}
     try:
+        if task.kind == "cnn":
+            return _execute_cnn(task, folder)
         old = Path(out) / "checkpoints" / f"{task.key}.pt"  # the layout before the runner
         if old.exists() and not (folder / "checkpoint.pt").exists():
             import shutil
@@ -219,6 +224,118 @@ def execute(task: Task, out: str | os.PathLike[str]) -> dict[str, Any]:
         return _read_run(folder)
     finally:
         lock.release()
+
+
+def _execute_cnn(task: Task, folder: Path) -> dict[str, Any]:
+    """A PC-CNN (or its backprop twin) on the graph engine, epoch by epoch, resumable.
+    Records are the epoch loop's (train/test accuracy, mean loss as ``energy``, wall time);
+    the PC run's probes are the per-layer divergence from the autograd gradient on a fixed
+    batch, every ``probe_every`` batches."""
+    import io as _io
+    import math
+    import time
+
+    import torch
+
+    from algorithms.data import pad_images
+    from algorithms.fidelity import compare
+    from algorithms.graph import Algorithm, GraphModel, Loss, autograd_gradients
+    from algorithms.graph_models import cnn_graph
+    from algorithms.training import EpochRecord, epoch_order
+    from algorithms.variants import Variant
+
+    from ._runs import ConfigMismatch, RunResult, atomic_write_bytes
+
+    torch.set_num_threads(task.threads)
+    o = task.options
+    data = _data(task)
+    if data.image_shape != (32, 32):
+        data = pad_images(data, 32)
+    device = torch.device(task.device)
+    model = GraphModel(cnn_graph(in_channels=data.channels, n_classes=data.n_classes,
+                                 seed=task.seed, device=device),
+                       Algorithm.PC if task.variant == "pc" else None, loss=Loss(o["loss"]),
+                       learning_rate=o["learning_rate"], rate=o["rate"], steps=o["steps"],
+                       update_clamp=o.get("update_clamp"))
+    shape = (data.channels, 32, 32)
+    n_train = len(data.train_y)
+    batch = int(o["batch_size"])
+
+    def inputs(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"x": x.reshape(len(x), *shape)}
+
+    def targets(y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(y, data.n_classes).float()
+
+    def accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
+        correct = sum(int((model.predict(inputs(x[i:i + 1000])).argmax(1).cpu()
+                           == y[i:i + 1000]).sum()) for i in range(0, len(y), 1000))
+        return correct / len(y)
+
+    res = RunResult(task.dataset, task.activation, Variant(task.variant), task.seed)
+    res.backend = "graph"
+    config = _task_dict(task)
+    for k in ("epochs", "threads", "device", "provenance"):
+        config.pop(k, None)
+    ckpt = folder / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, weights_only=True, map_location="cpu")
+        if state["config"] != config:
+            raise ConfigMismatch(f"{ckpt} was made with a different configuration; use "
+                                 "another --out, or --fresh")
+        for k, v in state["params"].items():
+            model.graph.params[k].copy_(v)
+        res.records = [EpochRecord(**r) for r in state["records"]]
+        res.probes = list(state["probes"])
+        res.status, res.message = state["status"], state["message"]
+    info = {"key": task.key, "task": _task_dict(task),
+            "provenance": {**task.provenance, "seed": task.seed, "host": socket.gethostname(),
+                           "device": task.device}}
+
+    def save() -> None:
+        buf = _io.BytesIO()
+        torch.save({"config": config, "records": [r.as_dict() for r in res.records],
+                    "probes": res.probes, "status": res.status, "message": res.message,
+                    "params": {k: v.detach().cpu().clone()
+                               for k, v in model.graph.params.items()}}, buf)
+        atomic_write_bytes(ckpt, buf.getvalue())
+        _write_run(folder, res, info)
+
+    if res.status == "diverged" or len(res.records) >= task.epochs:
+        res.records = res.records[:task.epochs]
+        if res.status != "diverged":
+            res.status = "finished"
+        _write_run(folder, res, info)
+        return _read_run(folder)
+    probe_x, probe_t = inputs(data.train_x[:batch]), targets(data.train_y[:batch])
+    res.status = "running"
+    for epoch in range(len(res.records) + 1, task.epochs + 1):
+        order = epoch_order(task.seed, epoch, n_train)
+        total, wall = 0.0, 0.0
+        for b, i in enumerate(range(0, n_train, batch)):
+            idx = order[i:i + batch]
+            if task.variant == "pc" and b % int(o["probe_every"]) == 0:
+                grads, _ = autograd_gradients(model.graph, probe_x, probe_t, model.loss)
+                fid = compare(model.updates(probe_x, probe_t), grads)
+                res.probes.append({"epoch": epoch, "batch": b, **{
+                    f"{k}_{m}": getattr(f, m) for k, f in fid.items()
+                    for m in ("squared_divergence", "relative_error", "angle_degrees")}})
+            t0 = time.perf_counter()
+            value = model.train_batch(inputs(data.train_x[idx]), targets(data.train_y[idx]))
+            wall += time.perf_counter() - t0
+            total += value
+            if not math.isfinite(value) or value / len(idx) > task.divergence_energy:
+                res.status = "diverged"
+                res.message = f"diverged at epoch {epoch}, batch {b}: loss {value:.3g}"
+                save()
+                return _read_run(folder)
+        res.records.append(EpochRecord(epoch, accuracy(data.train_x, data.train_y),
+                                       accuracy(data.test_x, data.test_y), total / n_train,
+                                       wall))
+        save()
+    res.status = "finished"
+    save()
+    return _read_run(folder)
 
 
 def _task_dict(task: Task) -> dict[str, Any]:
