@@ -107,7 +107,8 @@ def write_epoch_table(path: Path, results: Iterable[RunResult]) -> None:
 
     groups: dict[tuple[str, str], list[RunResult]] = {}
     for r in results:
-        groups.setdefault((r.variant.value, r.label), []).append(r)
+        label = r.label if r.backend == "torch" else f"{r.label} [{r.backend}]"
+        groups.setdefault((r.variant.value, label), []).append(r)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["variant", "label", "epoch", "seeds", "test_accuracy_mean", "test_accuracy_std",
@@ -240,13 +241,15 @@ def train_run(
 def summarise(results: list[RunResult], meta: dict[str, Any]) -> dict[str, Any]:
     """summary.json content: per variant, final and best test accuracy over seeds."""
     by_variant: dict[str, Any] = {}
-    for variant in dict.fromkeys(r.variant for r in results):
-        runs = [r for r in results if r.variant is variant]
+    for variant, backend in dict.fromkeys((r.variant, r.backend) for r in results):
+        runs = [r for r in results if r.variant is variant and r.backend == backend]
+        name = variant.value if len({r.backend for r in results}) == 1 else (
+            f"{variant.value} [{backend}]")
         finals = [r.records[-1].test_accuracy for r in runs if r.records]
         bests = [max(x.test_accuracy for x in r.records) for r in runs if r.records]
         walls = [x.wall_seconds for r in runs for x in r.records]
         t = torch.tensor(finals, dtype=torch.float64) if finals else None
-        by_variant[variant.value] = {
+        by_variant[name] = {
             "label": runs[0].label,
             "backend": runs[0].backend,
             **({} if runs[0].fixed_predictions is None or variant.value == "backprop" else

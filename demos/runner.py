@@ -62,10 +62,11 @@ class Task:
     split: str = "thesis"
     data_dir: str | None = None
     train_subset: int | None = None
+    test_subset: int | None = None
     fixed_predictions: bool | None = None
     loss: str | None = None
     relax_input: bool = False
-    backend: str = "torch"
+    backend: str = "torch"  # torch | circuit (Brian2 rate) | spiking (options["coding"])
     circuit_target: str = "cython"
     kernel: str = "numba"
     probe: str | None = None
@@ -78,8 +79,10 @@ class Task:
 
     @property
     def key(self) -> str:
-        """The run folder's name, unique within an output folder."""
-        return f"{self.dataset}_{self.activation}_{self.variant}_seed{self.seed}"
+        """The run folder's name, unique within an output folder (the backend is part of it
+        unless it is torch)."""
+        key = f"{self.dataset}_{self.activation}_{self.variant}_seed{self.seed}"
+        return key if self.backend == "torch" else f"{key}_{self.backend}"
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -117,12 +120,15 @@ def _data(task: Task) -> Any:
     """The task's data set, loaded once per worker process."""
     from algorithms.data import load_dataset
 
-    key = (task.dataset, task.data_dir, task.split, task.train_subset)
+    key = (task.dataset, task.data_dir, task.split, task.train_subset, task.test_subset)
     if key not in _DATA_CACHE:
         data = load_dataset(task.dataset, task.data_dir, split=task.split)  # type: ignore[arg-type]
         if task.train_subset is not None:
             data = dataclasses.replace(data, train_x=data.train_x[:task.train_subset],
                                        train_y=data.train_y[:task.train_subset])
+        if task.test_subset is not None:
+            data = dataclasses.replace(data, test_x=data.test_x[:task.test_subset],
+                                       test_y=data.test_y[:task.test_subset])
         _DATA_CACHE[key] = data
     return _DATA_CACHE[key]
 
@@ -220,6 +226,8 @@ def execute(task: Task, out: str | os.PathLike[str]) -> dict[str, Any]:
                   on_epoch_end=write, divergence_energy=task.divergence_energy, loss=loss,
                   probe=probe, make_model=make_model, device=torch.device(task.device),
                   checkpoint=folder / "checkpoint.pt")
+        if res.backend != "torch":  # a circuit: name it as the task does (the factory's
+            res.backend = task.backend  # name carries its settings for resume checks)
         _write_run(folder, res, info)
         return _read_run(folder)
     finally:
@@ -348,17 +356,31 @@ def _factory(task: Task) -> Any:
     """The model factory ``train_run`` takes (``None``: the torch models)."""
     from algorithms.variants import ARVariant, Variant, variant_spec
 
-    if task.backend == "circuit":
+    if task.backend in ("circuit", "spiking"):
+        import json as _json
+
         from circuits.drive import Kernel, Target
         from circuits.model import build_circuit_model
+
+        coding = None
+        if task.backend == "spiking":
+            from circuits.spiking import Encoding, SpikeCoding
+
+            c = dict(task.options["coding"])
+            c["encoding"] = Encoding(c["encoding"])
+            coding = SpikeCoding(**c)
 
         def make(variant: Variant, spec: Any) -> Any:
             if variant is Variant.BACKPROP:
                 return None
+            if coding is not None:
+                return build_circuit_model(variant, spec, target=Target.CYTHON, coding=coding)
             return build_circuit_model(variant, spec, target=Target(task.circuit_target),
                                        kernel=Kernel(task.kernel))
 
-        make.backend = "circuit"  # type: ignore[attr-defined]
+        # part of the checkpoint's configuration: a changed coding never resumes an old run
+        make.backend = ("circuit" if coding is None else  # type: ignore[attr-defined]
+                        "spiking " + _json.dumps(task.options["coding"], sort_keys=True))
         return make
     if task.kind == "ar" and task.relax_input:
         import torch
@@ -436,6 +458,7 @@ def load_runs(out: str | os.PathLike[str], keys: Iterable[str] | None = None) ->
         res.probes = list(doc.get("probes", []))
         res.status, res.message = doc["status"], doc.get("message", "")
         res.backend = doc.get("backend", "torch")
+        res.run_key = name  # type: ignore[attr-defined]  # the folder (keys carry the backend)
         results.append(res)
     return results
 
@@ -457,8 +480,8 @@ def merge(out: str | os.PathLike[str], meta: dict[str, Any],
         write_probes(out / "probes.csv", results)
     prov = {}
     for r in results:
-        doc = _read_run(out / "runs" / r.key)
-        prov[r.key] = doc.get("provenance", {})
+        key = getattr(r, "run_key", r.key)
+        prov[key] = _read_run(out / "runs" / key).get("provenance", {})
     summary = summarise(results, {**meta, "updated": _dt.datetime.now(
         _dt.timezone.utc).isoformat(timespec="seconds")})
     summary["runs"] = prov

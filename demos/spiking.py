@@ -40,7 +40,8 @@ from algorithms.data import DataError, DatasetNotFoundError, dataset_names, smoo
 from algorithms.spec import PCSpec, SpecError
 from algorithms.variants import Variant, variant_spec
 
-from ._runs import RunResult, atomic_write_text, prepare_out, run_all, run_meta
+from ._runs import ConfigMismatch, RunResult, atomic_write_text, prepare_runs, run_meta
+from .runner import Task, add_sweep_arguments, load_runs, provenance, run_sweep, seeds_from
 
 BACKENDS = ("torch", "rate", "spiking")
 
@@ -99,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     le.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     le.add_argument("--data-dir", default=None)
     le.add_argument("--out", type=Path, default=Path("runs/spiking/digits-pc"))
-    le.add_argument("--fresh", action="store_true")
-    le.add_argument("--no-progress", action="store_true")
+    le.add_argument("--fresh", action="store_true", help="discard this sweep's runs first")
+    le.add_argument("--no-progress", action="store_true", help="(runs report per run)")
+    add_sweep_arguments(le)
     _coding_args(le)
     co = sub.add_parser("correspondence", help="spiking vs rate circuit as the window grows",
                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -128,24 +130,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ------------------------------------------------------------------------------ learn
-def factory(backend: str, coding: Any) -> Any:
-    """``make_model`` for :func:`demos._runs.run_all`."""
-    from circuits.drive import Kernel, Target
-    from circuits.model import build_circuit_model
-
-    def make(variant: Variant, spec: PCSpec) -> Any:
-        if backend == "rate":
-            return build_circuit_model(variant, spec, target=Target.CYTHON,
-                                       kernel=Kernel.NUMBA)
-        return build_circuit_model(variant, spec, target=Target.CYTHON, coding=coding)
-
-    # the backend name is part of the checkpoint's configuration: a changed coding never
-    # resumes an old run
-    make.backend = ("rate circuit" if backend == "rate"  # type: ignore[attr-defined]
-                    else "spiking " + json.dumps(coding_dict(coding), sort_keys=True))
-    return make
-
-
 def learn(args: argparse.Namespace, argv: list[str] | None) -> int:
     from circuits.drive import CircuitError
 
@@ -173,34 +157,51 @@ def learn(args: argparse.Namespace, argv: list[str] | None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     variant = Variant(args.variant)
-    prepare_out(args.out, args.fresh)
+    try:
+        seeds = seeds_from(args.seeds)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     meta = run_meta("demos.spiking", argv, data, args.epochs, base, split=args.split,
-                    coding=coding_dict(coding))
+                    coding=coding_dict(coding), seeds=seeds, backends=args.backends)
+    prov = provenance(meta["command"])
+    task_backend = {"torch": "torch", "rate": "circuit", "spiking": "spiking"}
+    tasks = {(backend, seed): Task(
+                 "pc", variant.value, data.name, args.activation, seed, args.epochs,
+                 base.to_dict(), split=args.split, data_dir=args.data_dir,
+                 train_subset=args.train_subset, test_subset=args.test_subset,
+                 backend=task_backend[backend], circuit_target="cython", kernel="numba",
+                 options={"coding": coding_dict(coding)}, provenance=prov)
+             for backend in args.backends for seed in seeds}
+    prepare_runs(args.out, [t.key for t in tasks.values()], args.fresh)
     print(f"{data.describe()}; {variant.label}; sizes {base.sizes}; {args.activation}; "
-          f"{args.epochs} epochs; {coding.encoding.value} cells up to {coding.max_rate:g} Hz "
-          f"-> {args.out}")
-    runs: dict[str, RunResult] = {}
+          f"{args.epochs} epochs; {coding.encoding.value} cells up to {coding.max_rate:g} Hz; "
+          f"{len(seeds)} seed(s) -> {args.out} (scheduler {args.scheduler})", flush=True)
     t0 = time.perf_counter()
-    for backend in args.backends:
-        out = args.out / backend
-        prepare_out(out, args.fresh)
-        res = RunResult(data.name, args.activation, variant, 0)
-        make = None if backend == "torch" else factory(backend, coding)
-        rc = run_all([res], base, data, args.epochs, out, {**meta, "backend": backend},
-                     split=args.split, progress=not args.no_progress, make_model=make)
-        if rc:
-            return rc
-        runs[backend] = res
-    comparison = compare(runs)
+    from .relaxations import print_run
+
+    try:
+        run_sweep(list(tasks.values()), args.out, meta, scheduler=args.scheduler,
+                  workers=args.workers, report=print_run)
+    except ConfigMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished epochs are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    by_backend: dict[str, list[RunResult]] = {
+        b: load_runs(args.out, [tasks[(b, s)].key for s in seeds]) for b in args.backends}
+    comparison = compare(by_backend)
     atomic_write_text(args.out / "comparison.json",
                       json.dumps({**meta, "comparison": comparison}, indent=2) + "\n")
     title = (f"{data.name}: {variant.label}, {'-'.join(map(str, base.sizes))}, "
              f"{args.activation}, {coding.encoding.value} {coding.max_rate:g} Hz")
-    plot_curves(runs, args.out / "curves.png", title)
-    if "spiking" in runs:
-        spec = variant_spec(variant, base)
-        params = {k: checkpoint_params(spec, args.out / "spiking", runs["spiking"], k)
-                  for k in ("initial", "final")}
+    plot_curves(by_backend, args.out / "curves.png", title)
+    if "spiking" in by_backend:
+        spec = variant_spec(variant, base.replace(seed=seeds[0]))
+        ckpt = args.out / "runs" / tasks[("spiking", seeds[0])].key / "checkpoint.pt"
+        params = {k: checkpoint_params(spec, ckpt, k) for k in ("initial", "final")}
         rasters(spec, coding, params["final"], data, args.out / "rasters.png")
         weights_figure(params, args.out / "weights.png", title)
     print(f"done in {time.perf_counter() - t0:.0f} s; wrote {args.out}")
@@ -209,24 +210,43 @@ def learn(args: argparse.Namespace, argv: list[str] | None) -> int:
     return 0
 
 
-def compare(runs: dict[str, RunResult]) -> dict[str, Any]:
-    from .circuit import backend_summary
+def compare(runs: dict[str, list[RunResult]]) -> dict[str, Any]:
+    """Per backend: status, final test accuracy (mean and std over seeds) and epoch time;
+    the spiking circuit's gap to the rate circuit and the torch twin, seed by seed (the
+    same seed starts every backend from the same weights), as mean and std over seeds."""
+    import statistics
 
-    out = backend_summary(runs)
+    out: dict[str, Any] = {}
+    for backend, rs in runs.items():
+        out[f"{backend}_status"] = [r.status for r in rs]
+        finals = [r.records[-1].test_accuracy for r in rs if r.records]
+        if finals:
+            out[f"{backend}_final_test_accuracy_mean"] = statistics.fmean(finals)
+            out[f"{backend}_final_test_accuracy_std"] = statistics.pstdev(finals)
+            walls = [x.wall_seconds for r in rs for x in r.records]
+            out[f"{backend}_mean_epoch_seconds"] = statistics.fmean(walls)
     if "spiking" in runs:
-        s = runs["spiking"].records
         for other in ("rate", "torch"):
-            o = runs[other].records if other in runs else []
-            n = min(len(s), len(o))
-            if n:
-                out[f"spiking_minus_{other}_final_points"] = 100 * (
-                    s[n - 1].test_accuracy - o[n - 1].test_accuracy)
-                out[f"spiking_vs_{other}_max_abs_gap_points"] = 100 * max(
-                    abs(s[i].test_accuracy - o[i].test_accuracy) for i in range(n))
+            final_gaps, max_gaps = [], []
+            for s, o in zip(runs["spiking"], runs.get(other, [])):
+                n = min(len(s.records), len(o.records))
+                if n:
+                    final_gaps.append(100 * (s.records[n - 1].test_accuracy
+                                             - o.records[n - 1].test_accuracy))
+                    max_gaps.append(100 * max(abs(s.records[i].test_accuracy
+                                                  - o.records[i].test_accuracy)
+                                              for i in range(n)))
+            if final_gaps:
+                out[f"spiking_minus_{other}_final_points_mean"] = statistics.fmean(final_gaps)
+                out[f"spiking_minus_{other}_final_points_std"] = statistics.pstdev(final_gaps)
+                out[f"spiking_vs_{other}_max_abs_gap_points_mean"] = statistics.fmean(max_gaps)
+    out["seeds"] = max((len(rs) for rs in runs.values()), default=0)
     return out
 
 
-def plot_curves(runs: dict[str, RunResult], path: Path, title: str) -> None:
+def plot_curves(runs: dict[str, list[RunResult]], path: Path, title: str) -> None:
+    """Test (solid) and train (dashed) accuracy per backend: mean over seeds, test shaded
+    by +- std when there are several."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -237,12 +257,20 @@ def plot_curves(runs: dict[str, RunResult], path: Path, title: str) -> None:
               "spiking": dict(color="tab:red", lw=1.3, marker="o", ms=3)}
     names = {"torch": "PyTorch twin", "rate": "rate circuit", "spiking": "spiking circuit"}
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for backend, res in runs.items():
-        ep = [r.epoch for r in res.records]
-        ax.plot(ep, [100 * r.test_accuracy for r in res.records],
-                label=f"{names[backend]} test", **styles[backend])
-        ax.plot(ep, [100 * r.train_accuracy for r in res.records], ls="--",
-                label=f"{names[backend]} train",
+    for backend, rs in runs.items():
+        rs = [r for r in rs if r.records]
+        if not rs:
+            continue
+        n = min(len(r.records) for r in rs)
+        ep = np.arange(1, n + 1)
+        test = np.array([[100 * x.test_accuracy for x in r.records[:n]] for r in rs])
+        train = np.array([[100 * x.train_accuracy for x in r.records[:n]] for r in rs])
+        seeds = f" ({len(rs)} seeds)" if len(rs) > 1 else ""
+        ax.plot(ep, test.mean(0), label=f"{names[backend]} test{seeds}", **styles[backend])
+        if len(rs) > 1:
+            ax.fill_between(ep, test.mean(0) - test.std(0), test.mean(0) + test.std(0),
+                            color=styles[backend]["color"], alpha=0.15)
+        ax.plot(ep, train.mean(0), ls="--", label=f"{names[backend]} train",
                 **{k: v for k, v in styles[backend].items() if k != "marker"})
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy (%)")
@@ -254,14 +282,14 @@ def plot_curves(runs: dict[str, RunResult], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def checkpoint_params(spec: PCSpec, folder: Path, res: RunResult, which: str) -> Any:
-    """The spiking run's weights: ``initial`` (``init_params`` of its spec, which every backend
+def checkpoint_params(spec: PCSpec, checkpoint: Path, which: str) -> Any:
+    """A run's weights: ``initial`` (``init_params`` of its spec, which every backend
     starts from) or ``final`` (its checkpoint)."""
     from algorithms.pc import init_params, load_named_tensors
 
     params = init_params(spec)
     if which == "final":
-        state = torch.load(folder / "checkpoints" / f"{res.key}.pt", weights_only=True)
+        state = torch.load(checkpoint, weights_only=True)
         load_named_tensors(params, {k: v.double() for k, v in state["model"]["params"].items()})
     return params
 
