@@ -208,3 +208,23 @@ def test_pc_cnn_runs_through_the_runner_and_resumes(tmp_path: Path, shared_data_
                     v.add_(gr.clamp(-50, 50), alpha=-1e-4)
         assert float(rows[epoch - 1]["energy"]) == pytest.approx(total / 128, rel=1e-4)
     assert (out / "divergence.csv").exists() and (out / "curves.png").exists()
+
+
+def test_reproduce_lists_every_group_and_indexes_runner_results(tmp_path: Path, capsys) -> None:
+    from demos.reproduce import GROUPS, main, write_index
+
+    assert main(["--quick", "--list", "--root", str(tmp_path)]) == 0
+    listed = capsys.readouterr().out
+    for g in GROUPS:
+        assert g.name in listed
+    assert "--scheduler local" in listed and f"--out {tmp_path}" in listed
+    # a runner group's folder: the index shows its mean +- std over seeds
+    tasks = _tasks(epochs=1, variants=("backprop",), seeds=(0, 1))
+    run_sweep(tasks, tmp_path / "relaxations" / "digits-relu-fixed", {"command": "t"},
+              scheduler="none")
+    index = write_index(tmp_path, tuple(g for g in GROUPS if g.name == "relaxations"), True)
+    row = next(line for line in index.read_text().splitlines() if "digits-relu-fixed" in line)
+    summary = json.loads((tmp_path / "relaxations" / "digits-relu-fixed" /
+                          "summary.json").read_text())["variants"]["backprop"]
+    assert f"{100 * summary['final_test_accuracy_mean']:.2f} ± " in row and "(2 seed(s))" in row
+    assert "not run yet" in index.read_text()  # the other folders
