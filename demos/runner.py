@@ -352,11 +352,30 @@ def _task_dict(task: Task) -> dict[str, Any]:
     return d
 
 
+def _import_brian2() -> None:
+    """Import Brian2 where a Dask worker runs tasks: in a thread other than the main one.
+    Brian2 installs a SIGINT handler at import, which only the main thread may do; in a
+    worker that handler has no use (the worker is stopped through Dask), so it is skipped."""
+    import signal
+    import threading
+
+    if "brian2" in sys.modules or threading.current_thread() is threading.main_thread():
+        import brian2  # noqa: F401
+        return
+    original = signal.signal
+    signal.signal = lambda *args, **kwargs: None  # type: ignore[assignment]
+    try:
+        import brian2  # noqa: F401
+    finally:
+        signal.signal = original
+
+
 def _factory(task: Task) -> Any:
     """The model factory ``train_run`` takes (``None``: the torch models)."""
     from algorithms.variants import ARVariant, Variant, variant_spec
 
     if task.backend in ("circuit", "spiking"):
+        _import_brian2()
         import json as _json
 
         from circuits.drive import Kernel, Target
