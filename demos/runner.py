@@ -198,6 +198,9 @@ def execute(task: Task, out: str | os.PathLike[str]) -> dict[str, Any]:
     if not lock.acquire():
         return {**_read_run(folder), "status": "busy"}
     try:
+        done = _committed_result(task, folder)
+        if done is not None:
+            return done
         if task.kind == "cnn":
             return _execute_cnn(task, folder)
         old = Path(out) / "checkpoints" / f"{task.key}.pt"  # the layout before the runner
@@ -344,6 +347,28 @@ def _execute_cnn(task: Task, folder: Path) -> dict[str, Any]:
     res.status = "finished"
     save()
     return _read_run(folder)
+
+
+_NOT_IDENTITY = ("epochs", "threads", "device", "provenance", "data_dir")
+
+
+def _committed_result(task: Task, folder: Path) -> dict[str, Any] | None:
+    """A run that ended (finished with at least ``task.epochs`` epochs, or diverged) and
+    kept only its ``run.json``, as committed results do (checkpoints are not committed): its
+    records stand, truncated to ``task.epochs``; nothing is retrained. ``None`` when the run
+    must (re)train: a checkpoint exists, it has not ended, or it was made by another task."""
+    if (folder / "checkpoint.pt").exists() or not (folder / "run.json").exists():
+        return None
+    doc = _read_run(folder)
+    made_by = {k: v for k, v in doc.get("task", {}).items() if k not in _NOT_IDENTITY}
+    this = {k: v for k, v in _task_dict(task).items() if k not in _NOT_IDENTITY}
+    if made_by != this:
+        return None
+    if doc.get("status") == "diverged":
+        return doc
+    if doc.get("status") == "finished" and len(doc.get("records", [])) >= task.epochs:
+        return {**doc, "records": doc["records"][:task.epochs]}
+    return None
 
 
 def _task_dict(task: Task) -> dict[str, Any]:

@@ -228,3 +228,20 @@ def test_reproduce_lists_every_group_and_indexes_runner_results(tmp_path: Path, 
                           "summary.json").read_text())["variants"]["backprop"]
     assert f"{100 * summary['final_test_accuracy_mean']:.2f} ± " in row and "(2 seed(s))" in row
     assert "not run yet" in index.read_text()  # the other folders
+
+
+def test_committed_runs_without_checkpoints_are_not_retrained(tmp_path: Path) -> None:
+    """Results are committed without checkpoints: an ended run's run.json stands; a run
+    asked for more epochs, or made by another task, trains again."""
+    tasks = _tasks(epochs=2, variants=("backprop",), seeds=(0,))
+    run_sweep(tasks, tmp_path, {"command": "t"}, scheduler="none")
+    before = _curve(tmp_path)
+    run_json = tmp_path / "runs" / tasks[0].key / "run.json"
+    stamp = run_json.stat().st_mtime_ns
+    (tmp_path / "runs" / tasks[0].key / "checkpoint.pt").unlink()
+    docs = run_sweep(tasks, tmp_path, {"command": "t"}, scheduler="none")
+    assert docs[0]["status"] == "finished" and run_json.stat().st_mtime_ns == stamp
+    assert _curve(tmp_path) == before
+    longer = _tasks(epochs=3, variants=("backprop",), seeds=(0,))
+    run_sweep(longer, tmp_path, {"command": "t"}, scheduler="none")
+    assert len(json.loads(run_json.read_text())["records"]) == 3
