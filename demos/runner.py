@@ -222,16 +222,14 @@ def execute(task: Task, out: str | os.PathLike[str]) -> dict[str, Any]:
                                "host": socket.gethostname(), "device": task.device}}
 
         def write(res_: RunResult) -> None:
-            _write_run(folder, res_, info)
+            _write_run(folder, res_, info, backend=task.backend)
 
         res.status = "running"
         train_run(res, base, data, task.epochs, folder, split=task.split, progress=False,
                   on_epoch_end=write, divergence_energy=task.divergence_energy, loss=loss,
                   probe=probe, make_model=make_model, device=torch.device(task.device),
                   checkpoint=folder / "checkpoint.pt")
-        if res.backend != "torch":  # a circuit: name it as the task does (the factory's
-            res.backend = task.backend  # name carries its settings for resume checks)
-        _write_run(folder, res, info)
+        _write_run(folder, res, info, backend=task.backend)
         return _read_run(folder)
     finally:
         lock.release()
@@ -458,10 +456,13 @@ def _probe(task: Task, data: Any, base: Any) -> Any:
     raise ValueError(f"unknown probe {task.probe!r}")
 
 
-def _write_run(folder: Path, res: Any, info: dict[str, Any]) -> None:
+def _write_run(folder: Path, res: Any, info: dict[str, Any],
+               backend: str | None = None) -> None:
+    """``run.json``; ``backend``: the task's name for it (a circuit factory's own name
+    carries its settings, for the checkpoint's resume check)."""
     from ._runs import atomic_write_text
 
-    doc = {**info, "label": res.label, "backend": res.backend,
+    doc = {**info, "label": res.label, "backend": backend or res.backend,
            "dataset": res.dataset, "activation": res.activation, "variant": res.variant.value,
            "seed": res.seed, "fixed_predictions": res.fixed_predictions,
            "status": res.status, "message": res.message,
