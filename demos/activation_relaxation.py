@@ -38,8 +38,8 @@ from algorithms.graph import Loss
 from algorithms.spec import BackwardPathway, PCSpec, SpecError
 from algorithms.variants import ARVariant
 
-from ._runs import (ConfigMismatch, add_device_argument, device_from, prepare_runs, run_meta)
-from .runner import (Task, add_sweep_arguments, load_runs, provenance, run_sweep,
+from ._runs import add_device_argument, device_from, prepare_runs, run_meta
+from .runner import (Task, add_sweep_arguments, load_runs, provenance, run_sweep_cli,
                      seeds_from)
 
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion-mnist": 10}
@@ -249,18 +249,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(variants)} variants x {len(seeds)} seed(s) -> {out} "
           f"(scheduler {args.scheduler})", flush=True)
     t0 = time.perf_counter()
-    from .relaxations import print_run, print_table
+    from .relaxations import print_table
 
-    try:
-        run_sweep(tasks, out, meta, scheduler=args.scheduler, workers=args.workers,
-                  report=print_run)
-    except ConfigMismatch as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished epochs are saved; rerun the same command to resume",
-              file=sys.stderr)
-        return 130
+    rc = run_sweep_cli(tasks, out, meta, args)
+    if rc:
+        return rc
     results = load_runs(out, [t.key for t in tasks])
     if not args.no_plot:
         from ._plots import plot_curves

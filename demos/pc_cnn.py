@@ -26,10 +26,9 @@ from pathlib import Path
 
 from algorithms.data import Dataset, dataset_names, load_dataset
 
-from ._runs import (ConfigMismatch, add_device_argument, atomic_write_text, device_from,
+from ._runs import (add_device_argument, atomic_write_text, device_from,
                     prepare_runs)
-from .relaxations import print_run
-from .runner import Task, add_sweep_arguments, load_runs, provenance, run_sweep, seeds_from
+from .runner import Task, add_sweep_arguments, load_runs, provenance, run_sweep_cli, seeds_from
 
 LAYERS = {"K1": "conv1", "K2": "conv2", "F1": "fc1", "F2": "fc2", "F3": "fc3"}
 
@@ -75,16 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": args.epochs, "seeds": seeds, "options": options, "device": str(device)}
     print(f"{data.describe()}; PC-CNN vs backprop on {n_train} training images, {args.epochs} "
           f"epochs, {len(seeds)} seed(s) -> {args.out} (scheduler {args.scheduler})", flush=True)
-    try:
-        run_sweep(tasks, args.out, meta, scheduler=args.scheduler, workers=args.workers,
-                  report=print_run)
-    except ConfigMismatch as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished epochs are saved; rerun the same command to resume",
-              file=sys.stderr)
-        return 130
+    rc = run_sweep_cli(tasks, args.out, meta, args)
+    if rc:
+        return rc
     results = load_runs(args.out, [t.key for t in tasks])
     pc_probes = [p for r in results if r.variant.value == "pc" and r.seed == seeds[0]
                  for p in r.probes]

@@ -29,9 +29,9 @@ from algorithms.data import DatasetNotFoundError, DataError, dataset_names, load
 from algorithms.spec import PCSpec, PsiInit, SpecError
 from algorithms.variants import PSI_VARIANTS, THESIS_VARIANTS, Variant
 
-from ._runs import (ConfigMismatch, RunResult, add_device_argument, device_from, prepare_runs,
+from ._runs import (RunResult, add_device_argument, device_from, prepare_runs,
                     run_meta, summarise)
-from .runner import (Task, add_sweep_arguments, load_runs, provenance, run_sweep,
+from .runner import (Task, add_sweep_arguments, load_runs, provenance, run_sweep_cli,
                      seeds_from)
 
 DEFAULT_EPOCHS = {"digits": 30, "mnist": 10, "fashion-mnist": 10}
@@ -275,16 +275,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(variants)} variants x {len(seeds)} seed(s) -> {out} "
           f"(scheduler {args.scheduler})", flush=True)
     t0 = time.perf_counter()
-    try:
-        run_sweep(tasks, out, meta, scheduler=args.scheduler, workers=args.workers,
-                  report=print_run)
-    except ConfigMismatch as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished epochs are saved; rerun the same command to resume",
-              file=sys.stderr)
-        return 130
+    rc = run_sweep_cli(tasks, out, meta, args)
+    if rc:
+        return rc
     results = load_runs(out, [t.key for t in tasks])
     if not args.no_plot:
         from ._plots import plot_curves

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["Task", "add_sweep_arguments", "execute", "load_runs", "merge", "provenance",
-           "run_sweep", "seeds_from"]
+           "run_sweep", "run_sweep_cli", "seeds_from"]
 
 
 @dataclass(frozen=True)
@@ -617,3 +617,24 @@ def run_sweep(tasks: Sequence[Task], out: str | os.PathLike[str], meta: dict[str
         if cluster is not None:
             cluster.close()
     return [done[k] for k in keys]
+
+
+def run_sweep_cli(tasks: Sequence[Task], out: str | os.PathLike[str], meta: dict[str, Any],
+                  args: Any) -> int:
+    """:func:`run_sweep` for a demo's ``main``: ``--scheduler``/``--workers`` from ``args``,
+    one line per finished run, and an exit status: 0, 2 when a checkpoint was made with
+    another configuration, 130 when interrupted (finished epochs are kept)."""
+    from ._runs import ConfigMismatch
+    from .relaxations import print_run
+
+    try:
+        run_sweep(tasks, out, meta, scheduler=args.scheduler, workers=args.workers,
+                  report=print_run)
+    except ConfigMismatch as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished epochs are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 0

@@ -40,8 +40,8 @@ from algorithms.data import DataError, DatasetNotFoundError, dataset_names, smoo
 from algorithms.spec import PCSpec, SpecError
 from algorithms.variants import Variant, variant_spec
 
-from ._runs import ConfigMismatch, RunResult, atomic_write_text, prepare_runs, run_meta
-from .runner import Task, add_sweep_arguments, load_runs, provenance, run_sweep, seeds_from
+from ._runs import RunResult, atomic_write_text, prepare_runs, run_meta
+from .runner import Task, add_sweep_arguments, load_runs, provenance, run_sweep_cli, seeds_from
 
 BACKENDS = ("torch", "rate", "spiking")
 
@@ -178,18 +178,9 @@ def learn(args: argparse.Namespace, argv: list[str] | None) -> int:
           f"{args.epochs} epochs; {coding.encoding.value} cells up to {coding.max_rate:g} Hz; "
           f"{len(seeds)} seed(s) -> {args.out} (scheduler {args.scheduler})", flush=True)
     t0 = time.perf_counter()
-    from .relaxations import print_run
-
-    try:
-        run_sweep(list(tasks.values()), args.out, meta, scheduler=args.scheduler,
-                  workers=args.workers, report=print_run)
-    except ConfigMismatch as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished epochs are saved; rerun the same command to resume",
-              file=sys.stderr)
-        return 130
+    rc = run_sweep_cli(list(tasks.values()), args.out, meta, args)
+    if rc:
+        return rc
     by_backend: dict[str, list[RunResult]] = {
         b: load_runs(args.out, [tasks[(b, s)].key for s in seeds]) for b in args.backends}
     comparison = compare(by_backend)
